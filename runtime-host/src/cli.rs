@@ -1,0 +1,281 @@
+//! Command-line interface. Flag names are a public interface: scripts and the README use them.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Serve WASI 0.3 HTTP components locally: the edge observability middleware in front of an app
+/// component (chained the way Spin 4.1 does it) or in front of an upstream HTTP origin, with
+/// probe endpoints and Prometheus metrics on a separate admin address.
+///
+/// With no arguments it serves the embedded middleware in front of the embedded demo app.
+#[derive(Parser, Debug, Clone)]
+#[command(name = "runtime-host", version, about, long_about = None)]
+pub struct Args {
+    /// Address to serve HTTP on. Port 0 picks a free port (the start-up line shows it).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// Address for /livez, /readyz, /healthz, /startupz and /metrics. Port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub admin_addr: SocketAddr,
+
+    /// A middleware component (`wasi:http/middleware@0.3.0`). Repeat for a chain, outermost
+    /// first. Default: the embedded edge observability middleware.
+    #[arg(long = "middleware", value_name = "PATH")]
+    pub middleware: Vec<PathBuf>,
+
+    /// Serve the app alone, without any middleware (the benchmarks' baseline).
+    #[arg(long, conflicts_with = "middleware")]
+    pub no_middleware: bool,
+
+    /// The app component (exports `wasi:http/handler@0.3.0`). Default: the embedded demo app.
+    #[arg(long, value_name = "PATH", conflicts_with = "upstream")]
+    pub app: Option<PathBuf>,
+
+    /// Put the middleware chain in front of this HTTP origin instead of an app component,
+    /// e.g. `http://127.0.0.1:8080`. Requests keep their path and query.
+    #[arg(long, value_name = "URL")]
+    pub upstream: Option<String>,
+
+    /// An environment variable for the components, e.g. `EDGE_OBS_ROUTES=/users/{id}`.
+    /// Repeatable; wins over --env-file.
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+
+    /// A file of `KEY=VALUE` lines for the components' environment (`#` starts a comment).
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<PathBuf>,
+
+    /// Stop with an error when the middleware's settings are invalid, instead of reporting
+    /// them and serving with defaults.
+    #[arg(long)]
+    pub strict_config: bool,
+
+    /// Wall-clock limit for one request until its response headers; a guest still running
+    /// after it is interrupted and the client gets 504.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest linear memory one component instance may grow to, e.g. `128MiB`.
+    #[arg(long, default_value = "128MiB", value_parser = parse_size)]
+    pub max_memory: u64,
+
+    /// Requests served at once; beyond it clients get 503 with Retry-After at once instead
+    /// of waiting in an unbounded queue.
+    #[arg(long, default_value_t = 512)]
+    pub max_concurrent_requests: usize,
+
+    /// Largest request header section accepted, e.g. `64KiB`; larger requests get 431.
+    #[arg(long, default_value = "64KiB", value_parser = parse_size)]
+    pub max_header_bytes: u64,
+
+    /// Largest request body accepted, e.g. `16MiB`; larger bodies get 413.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    pub max_body_bytes: u64,
+
+    /// How long in-flight requests may run after SIGTERM/SIGINT before the process exits.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Requests one component instance serves before it is replaced.
+    #[arg(long, default_value_t = 128)]
+    pub max_instance_reuse: usize,
+
+    /// Requests one component instance serves at the same time (WASI 0.3 allows several).
+    #[arg(long, default_value_t = 16)]
+    pub max_instance_concurrency: usize,
+
+    /// Connect timeout for the upstream origin.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub upstream_connect_timeout: Duration,
+
+    /// Also print the middleware's metric event lines (they always feed /metrics).
+    #[arg(long)]
+    pub print_metric_events: bool,
+
+    /// Format of the host's own log lines on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Host log filter (tracing `EnvFilter` syntax), e.g. `info` or `runtime_host=debug`.
+    #[arg(long, default_value = "info", env = "RUNTIME_HOST_LOG")]
+    pub log: String,
+
+    /// Directory for compiled components, so later starts skip compilation.
+    /// Default: `$XDG_CACHE_HOME/runtime-host` or `~/.cache/runtime-host`.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Do not read or write the compilation cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+/// Format of the host's own log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Args {
+    /// The environment handed to the components: the env file first, then `--env` flags.
+    pub fn component_env(&self) -> Result<Vec<(String, String)>> {
+        let mut vars = Vec::new();
+        if let Some(path) = &self.env_file {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading env file {}", path.display()))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                let pair = parse_key_value(line)
+                    .map_err(anyhow::Error::msg)
+                    .with_context(|| format!("{}:{}", path.display(), n + 1))?;
+                vars.push(pair);
+            }
+        }
+        vars.extend(self.env.iter().cloned());
+        // Later entries win, as with a shell's environment.
+        let mut deduped: Vec<(String, String)> = Vec::with_capacity(vars.len());
+        for (key, value) in vars {
+            match deduped.iter_mut().find(|(k, _)| *k == key) {
+                Some(entry) => entry.1 = value,
+                None => deduped.push((key, value)),
+            }
+        }
+        Ok(deduped)
+    }
+
+    /// Checks combinations clap cannot express.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_concurrent_requests == 0 {
+            bail!("--max-concurrent-requests must be at least 1");
+        }
+        if self.max_instance_reuse == 0 || self.max_instance_concurrency == 0 {
+            bail!("--max-instance-reuse and --max-instance-concurrency must be at least 1");
+        }
+        if self.request_timeout.is_zero() {
+            bail!("--request-timeout must be greater than zero");
+        }
+        Ok(())
+    }
+}
+
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not KEY=VALUE"))?;
+    let key = key.trim();
+    if key.is_empty() || key.contains(char::is_whitespace) {
+        return Err(format!("`{key}` is not a valid variable name"));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+/// Parses `250ms`, `30s`, `2m` or a bare number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = split_unit(s);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration like 250ms, 30s or 2m"))?;
+    let seconds = match unit {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" => value / 1e6,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{s}` is out of range"))
+}
+
+/// Parses `512`, `64KiB`, `16MiB`, `1GiB` (also `KB`/`MB`/`GB`, taken as powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (number, unit) = split_unit(s);
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size like 512, 64KiB or 16MiB"))?;
+    let factor: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use KiB, MiB or GiB)")),
+    };
+    value
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{s}` is too large"))
+}
+
+fn split_unit(s: &str) -> (&str, &str) {
+    let at = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    (&s[..at], s[at..].trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64KiB").unwrap(), 64 * 1024);
+        assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999GiB").is_err());
+    }
+
+    #[test]
+    fn key_values() {
+        assert_eq!(
+            parse_key_value("A=b=c").unwrap(),
+            ("A".to_owned(), "b=c".to_owned())
+        );
+        assert!(parse_key_value("novalue").is_err());
+        assert!(parse_key_value("=x").is_err());
+    }
+
+    #[test]
+    fn env_flags_override_env_file() {
+        let dir = std::env::temp_dir().join(format!("rh-env-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vars.env");
+        std::fs::write(&file, "# comment\nA=1\nB=2\n\n").unwrap();
+        let args = Args::try_parse_from([
+            "runtime-host",
+            "--env-file",
+            file.to_str().unwrap(),
+            "--env",
+            "B=3",
+        ])
+        .unwrap();
+        assert_eq!(
+            args.component_env().unwrap(),
+            vec![("A".into(), "1".into()), ("B".into(), "3".into())]
+        );
+        std::fs::write(&file, "not a pair\n").unwrap();
+        let err = args.component_env().unwrap_err();
+        assert!(format!("{err:#}").contains("vars.env:1"), "{err:#}");
+    }
+}

@@ -1,0 +1,272 @@
+//! Loading, checking and chaining the components to serve.
+//!
+//! Chaining follows Spin 4.1's middleware: each middleware's import `wasi:http/handler@0.3.0`
+//! is satisfied by the next component's export of the same name (exact match), composed with
+//! `wac-graph` into one component whose export is the outermost middleware's handler.
+
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use wac_graph::types::Package;
+use wac_graph::{CompositionGraph, EncodeOptions};
+
+/// The interface every served component exports and every middleware imports.
+pub const HANDLER: &str = "wasi:http/handler@0.3.0";
+
+/// The edge observability middleware, built by `build.rs`.
+pub const EMBEDDED_MIDDLEWARE: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/edge_observability.wasm"));
+
+/// The demo app, built by `build.rs`.
+pub const EMBEDDED_APP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello_app.wasm"));
+
+/// A component's bytes and where they came from, for error messages.
+#[derive(Clone)]
+pub struct Source {
+    /// File path, or `embedded <name>`.
+    pub origin: String,
+    /// The component binary.
+    pub bytes: Vec<u8>,
+}
+
+impl Source {
+    /// Reads a component file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Ok(Source {
+            origin: path.display().to_string(),
+            bytes,
+        })
+    }
+
+    /// An embedded component.
+    pub fn embedded(name: &str, bytes: &[u8]) -> Self {
+        Source {
+            origin: format!("embedded {name}"),
+            bytes: bytes.to_vec(),
+        }
+    }
+}
+
+/// What runs behind the middleware chain.
+pub enum Backend {
+    /// An app component exporting `wasi:http/handler@0.3.0`.
+    App(Source),
+    /// An HTTP origin; the host provides the innermost middleware's handler import.
+    Upstream,
+}
+
+/// Resolves the middleware list from the command line (embedded default, or none).
+pub fn middleware_sources(paths: &[PathBuf], none: bool) -> Result<Vec<Source>> {
+    if none {
+        return Ok(Vec::new());
+    }
+    if paths.is_empty() {
+        return Ok(vec![Source::embedded(
+            "edge-observability middleware",
+            EMBEDDED_MIDDLEWARE,
+        )]);
+    }
+    paths.iter().map(|p| Source::from_file(p)).collect()
+}
+
+/// Checks every component and composes the chain into one component.
+///
+/// Returns the composed bytes and whether the result still imports `wasi:http/handler`
+/// (true in upstream mode, where the host provides it).
+pub fn compose(middlewares: &[Source], backend: &Backend) -> Result<(Vec<u8>, bool)> {
+    let mut graph = CompositionGraph::new();
+    let mut registered = Vec::new();
+    for (i, mw) in middlewares.iter().enumerate() {
+        let id = register(&mut graph, &format!("chain:middleware{i}"), mw)?;
+        let world = &graph.types()[graph[id].ty()];
+        if !world.exports.contains_key(HANDLER) {
+            bail!(
+                "{}: not an HTTP middleware: it does not export `{HANDLER}`",
+                mw.origin
+            );
+        }
+        if !world.imports.contains_key(HANDLER) {
+            bail!(
+                "{}: not an HTTP middleware: it does not import `{HANDLER}` (a plain app? pass it with --app)",
+                mw.origin
+            );
+        }
+        registered.push(id);
+    }
+
+    let app = match backend {
+        Backend::App(app) => {
+            let id = register(&mut graph, "chain:app", app)?;
+            let world = &graph.types()[graph[id].ty()];
+            if !world.exports.contains_key(HANDLER) {
+                bail!(
+                    "{}: not a WASI 0.3 HTTP component: it does not export `{HANDLER}`",
+                    app.origin
+                );
+            }
+            Some((id, app))
+        }
+        Backend::Upstream => None,
+    };
+
+    // Nothing to chain: serve the single component as it is.
+    match (registered.len(), &app) {
+        (0, Some((_, app))) => return Ok((app.bytes.clone(), false)),
+        (1, None) => return Ok((middlewares[0].bytes.clone(), true)),
+        (0, None) => bail!("upstream mode needs at least one middleware"),
+        _ => {}
+    }
+
+    // Instantiate from the inside out: the app (if any), then each middleware with the
+    // previous handler export as its `wasi:http/handler` argument.
+    let mut inner = match app {
+        Some((id, _)) => {
+            let instance = graph.instantiate(id);
+            Some(
+                graph
+                    .alias_instance_export(instance, HANDLER)
+                    .context("wiring the app's handler export")?,
+            )
+        }
+        None => None,
+    };
+    for (i, id) in registered.iter().enumerate().rev() {
+        let instance = graph.instantiate(*id);
+        if let Some(next) = inner {
+            graph
+                .set_instantiation_argument(instance, HANDLER, next)
+                .with_context(|| {
+                    format!(
+                        "{}: its `{HANDLER}` import does not accept the next component's export",
+                        middlewares[i].origin
+                    )
+                })?;
+        }
+        inner = Some(
+            graph
+                .alias_instance_export(instance, HANDLER)
+                .context("wiring a middleware's handler export")?,
+        );
+    }
+    let outer = inner.expect("at least one component");
+    graph
+        .export(outer, HANDLER)
+        .context("exporting the chain's handler")?;
+    let bytes = graph
+        .encode(EncodeOptions::default())
+        .context("encoding the composed component")?;
+    Ok((bytes, app.is_none()))
+}
+
+/// The top-level import and export names of a component (nested ones are skipped).
+pub fn interfaces(bytes: &[u8]) -> Result<(Vec<String>, Vec<String>)> {
+    let mut imports = Vec::new();
+    let mut exports = Vec::new();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload.context("invalid component")? {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) if depth > 0 => depth -= 1,
+            wasmparser::Payload::ComponentImportSection(section) if depth == 0 => {
+                for import in section {
+                    imports.push(import?.name.0.to_owned());
+                }
+            }
+            wasmparser::Payload::ComponentExportSection(section) if depth == 0 => {
+                for export in section {
+                    exports.push(export?.name.0.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((imports, exports))
+}
+
+fn register(
+    graph: &mut CompositionGraph,
+    name: &str,
+    source: &Source,
+) -> Result<wac_graph::PackageId> {
+    if !wasmparser::Parser::is_component(&source.bytes) {
+        if wasmparser::Parser::is_core_wasm(&source.bytes) {
+            bail!(
+                "{}: is a core WebAssembly module, not a component (build for wasm32-wasip2)",
+                source.origin
+            );
+        }
+        bail!("{}: is not a WebAssembly component", source.origin);
+    }
+    let package = Package::from_bytes(name, None, source.bytes.clone(), graph.types_mut())
+        .with_context(|| format!("{}: invalid component", source.origin))?;
+    graph
+        .register_package(package)
+        .with_context(|| format!("{}: cannot be used in a composition", source.origin))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mw() -> Source {
+        Source::embedded("middleware", EMBEDDED_MIDDLEWARE)
+    }
+
+    fn app() -> Source {
+        Source::embedded("app", EMBEDDED_APP)
+    }
+
+    #[test]
+    fn embedded_components_have_the_expected_shape() {
+        let (imports, exports) = interfaces(EMBEDDED_APP).unwrap();
+        eprintln!("app imports {imports:?}");
+        assert_eq!(exports, [HANDLER]);
+        let (imports, exports) = interfaces(EMBEDDED_MIDDLEWARE).unwrap();
+        assert_eq!(exports, [HANDLER]);
+        assert!(imports.iter().any(|i| i == HANDLER));
+    }
+
+    #[test]
+    fn chain_exports_handler_and_no_longer_imports_it() {
+        let (bytes, imports_handler) = compose(&[mw(), mw()], &Backend::App(app())).unwrap();
+        assert!(!imports_handler);
+        let (imports, exports) = interfaces(&bytes).unwrap();
+        assert!(exports.contains(&HANDLER.to_owned()), "{exports:?}");
+        assert!(!imports.contains(&HANDLER.to_owned()), "{imports:?}");
+    }
+
+    #[test]
+    fn upstream_chain_keeps_the_handler_import() {
+        let (bytes, imports_handler) = compose(&[mw(), mw()], &Backend::Upstream).unwrap();
+        assert!(imports_handler);
+        let (imports, _) = interfaces(&bytes).unwrap();
+        assert!(imports.contains(&HANDLER.to_owned()), "{imports:?}");
+    }
+
+    #[test]
+    fn rejects_wrong_components() {
+        let garbage = Source {
+            origin: "junk.wasm".into(),
+            bytes: b"not wasm at all".to_vec(),
+        };
+        let err = compose(&[], &Backend::App(garbage)).err().expect("refused");
+        assert!(format!("{err:#}").contains("not a WebAssembly component"));
+
+        let core = Source {
+            origin: "core.wasm".into(),
+            bytes: b"\0asm\x01\0\0\0".to_vec(),
+        };
+        let err = compose(&[], &Backend::App(core)).err().expect("refused");
+        assert!(format!("{err:#}").contains("core WebAssembly module"));
+
+        // The app is no middleware: it does not import the handler.
+        let err = compose(&[app()], &Backend::App(app())).err().expect("refused");
+        assert!(format!("{err:#}").contains("not an HTTP middleware"), "{err:#}");
+
+        // The middleware alone as an app: it exports the handler but needs one too; the
+        // host's linker reports that when instantiating, here it composes fine.
+        assert!(compose(&[], &Backend::App(mw())).is_ok());
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The test command (see README): unit tests of every crate, the component world check and the
+# end-to-end tests through runtime-host. Installs what the tests need when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The wasm target (rust-toolchain.toml names it; older rustup versions do not add it alone).
+rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
+
+# promtool checks the /metrics output; Debian's prometheus package ships it.
+if ! command -v promtool >/dev/null 2>&1; then
+    echo "installing Debian's prometheus package (for promtool)..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+cargo test --release --workspace "$@"

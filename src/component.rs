@@ -1,0 +1,330 @@
+//! The WASI 0.3 glue: exports `wasi:http/handler@0.3.0`, calls the imported one (the next
+//! middleware or the app) and lets the pure modules decide everything else.
+//!
+//! Bodies are never buffered. The request and response body streams are handed on as they
+//! are (the host moves the bytes, the guest never sees them) unless their size is unknown and
+//! byte counting is on, in which case the stream is piped through a small fixed buffer.
+
+use crate::{BodySizeMode, Completion, ErrorType, Exchange, Middleware, RequestHead};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
+use spin_sdk::wasip3::wit_bindgen::{self, FutureReader, StreamReader, StreamResult};
+use spin_sdk::wasip3::{wit_future, wit_stream};
+use std::cell::Cell;
+use std::io::Write;
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+struct Component;
+
+spin_sdk::wasip3::http::service::export!(Component);
+
+/// Settings are read once per instance; hosts reuse instances for many requests.
+fn middleware() -> &'static Middleware {
+    static MIDDLEWARE: OnceLock<Middleware> = OnceLock::new();
+    MIDDLEWARE.get_or_init(|| {
+        let (middleware, issues) = Middleware::from_env(std::env::vars());
+        if !issues.is_empty() {
+            write_stdout(&middleware.config_issue_lines(&issues));
+        }
+        middleware
+    })
+}
+
+/// Writes whole lines in one call so lines of concurrent requests never interleave.
+fn write_stdout(lines: &str) {
+    if lines.is_empty() {
+        return;
+    }
+    // Nothing sensible can be done when stdout is gone; the request must not fail for it.
+    let _ = std::io::stdout().lock().write_all(lines.as_bytes());
+}
+
+impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let middleware = middleware();
+
+        let method = http_method(&request.get_method());
+        let scheme = request.get_scheme().map(|s| match s {
+            Scheme::Http => "http".to_owned(),
+            Scheme::Https => "https".to_owned(),
+            Scheme::Other(other) => other,
+        });
+        let authority = request.get_authority();
+        let path_with_query = request.get_path_with_query();
+        let mut headers = to_header_map(&request.get_headers());
+        let head = RequestHead {
+            method: &method,
+            scheme: scheme.as_deref(),
+            authority: authority.as_deref(),
+            path_with_query: path_with_query.as_deref().unwrap_or("/"),
+        };
+        let mut exchange = middleware.start(&head, &mut headers);
+        if let Some(line) = exchange.start_line() {
+            write_stdout(&line);
+        }
+
+        let mode = middleware.config().body_size_mode;
+        let request_bytes = BodyCount::default();
+        let known_request_size = content_length(&headers);
+        request_bytes.known(known_request_size);
+
+        // Rebuild the request around the same body stream with the edited headers.
+        let options = request.get_options();
+        let (body, trailers) = Request::consume_body(request, unit_future());
+        let body = if known_request_size.is_none() && mode == BodySizeMode::Count {
+            request_bytes.pipe(body)
+        } else {
+            body
+        };
+        let (forwarded, _) = Request::new(to_fields(&headers), Some(body), trailers, options);
+        // The setters only fail for values the host already accepted on the way in.
+        let _ = forwarded.set_method(&wasi_method(&method));
+        let _ = forwarded.set_scheme(scheme.map(wasi_scheme).as_ref());
+        let _ = forwarded.set_authority(authority.as_deref());
+        let _ = forwarded.set_path_with_query(path_with_query.as_deref());
+
+        let app_start = Instant::now();
+        let response = match spin_sdk::http::next(forwarded).await {
+            Ok(response) => response,
+            Err(code) => return Ok(failure_response(exchange, error_type(&code), request_bytes)),
+        };
+        let app_time = app_start.elapsed();
+
+        let (parts, body) = response.into_parts();
+        let mut headers = parts.headers;
+        exchange.on_response(parts.status, &mut headers, app_time);
+
+        let mut body = body;
+        let Some(app_response) = body.take_unstarted() else {
+            // `next` hands back an untouched body; anything else is a bug in the SDK.
+            return Ok(failure_response(
+                exchange,
+                ErrorType::Internal,
+                request_bytes,
+            ));
+        };
+        let response_bytes = BodyCount::default();
+        let known_response_size = if bodiless(&method, parts.status) {
+            Some(0)
+        } else {
+            content_length(&headers)
+        };
+        response_bytes.known(known_response_size);
+
+        // The app learns how its body was delivered once the client has it.
+        let (delivered_tx, delivered_rx) = wit_future::new(|| Ok(()));
+        let (body, trailers) = Response::consume_body(app_response, delivered_rx);
+        let body = if known_response_size.is_none() && mode == BodySizeMode::Count {
+            response_bytes.pipe(body)
+        } else {
+            body
+        };
+        let (response, transmitted) = Response::new(to_fields(&headers), Some(body), trailers);
+        let _ = response.set_status_code(parts.status.as_u16());
+
+        // The log line and metric event are written when the body has been sent, after the
+        // response itself went back to the host.
+        wit_bindgen::spawn(async move {
+            let result = transmitted.await;
+            let error = result.as_ref().err().map(|_| ErrorType::ResponseBodyError);
+            let _ = delivered_tx.write(result).await;
+            write_stdout(&exchange.finish(Completion {
+                request_body_bytes: request_bytes.get(),
+                response_body_bytes: response_bytes.get(),
+                error,
+            }));
+        });
+        Ok(response)
+    }
+}
+
+/// Answers for a next handler that failed: a problem+json body, logged at once.
+fn failure_response(
+    mut exchange: Exchange,
+    error: ErrorType,
+    request_bytes: BodyCount,
+) -> Response {
+    let failure = exchange.on_failure(error);
+    let body_len = failure.body.len() as u64;
+    let (response, _) = Response::new(
+        to_fields(&failure.headers),
+        Some(bytes_stream(failure.body)),
+        wit_future::new(|| Ok(None)).1,
+    );
+    let _ = response.set_status_code(failure.status.as_u16());
+    write_stdout(&exchange.finish(Completion {
+        request_body_bytes: request_bytes.get(),
+        response_body_bytes: Some(body_len),
+        error: Some(error),
+    }));
+    response
+}
+
+/// A stream that yields `bytes` and ends.
+fn bytes_stream(bytes: Vec<u8>) -> StreamReader<u8> {
+    let (mut tx, rx) = wit_stream::new();
+    wit_bindgen::spawn(async move {
+        let _ = tx.write_all(bytes).await;
+    });
+    rx
+}
+
+/// A future that resolves to `Ok(())` (its writer is dropped at once).
+fn unit_future() -> FutureReader<Result<(), ErrorCode>> {
+    wit_future::new(|| Ok(())).1
+}
+
+/// Byte count of one body: known up front (Content-Length) or counted as it streams.
+#[derive(Clone, Default)]
+struct BodyCount(Rc<Cell<Option<u64>>>);
+
+impl BodyCount {
+    fn known(&self, size: Option<u64>) {
+        self.0.set(size);
+    }
+
+    fn get(&self) -> Option<u64> {
+        self.0.get()
+    }
+
+    /// Pipes `body` through a fixed buffer, counting bytes; returns the new read end.
+    fn pipe(&self, mut body: StreamReader<u8>) -> StreamReader<u8> {
+        const CHUNK: usize = 64 * 1024;
+        let (mut tx, rx) = wit_stream::new();
+        let count = self.0.clone();
+        count.set(Some(0));
+        wit_bindgen::spawn(async move {
+            let mut buf = Vec::with_capacity(CHUNK);
+            loop {
+                let (result, data) = body.read(buf).await;
+                match result {
+                    StreamResult::Complete(n) => {
+                        count.set(Some(count.get().unwrap_or(0) + n as u64));
+                        let rest = tx.write_all(data).await;
+                        if !rest.is_empty() {
+                            break; // the reader went away
+                        }
+                        buf = rest;
+                        if buf.capacity() < CHUNK {
+                            buf = Vec::with_capacity(CHUNK);
+                        }
+                    }
+                    StreamResult::Dropped | StreamResult::Cancelled => break,
+                }
+            }
+        });
+        rx
+    }
+}
+
+/// Responses that never carry a body whatever their Content-Length says.
+fn bodiless(method: &http::Method, status: StatusCode) -> bool {
+    method == http::Method::HEAD
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    value.to_str().ok()?.parse().ok()
+}
+
+fn to_header_map(fields: &Fields) -> HeaderMap {
+    let entries = fields.copy_all();
+    let mut map = HeaderMap::with_capacity(entries.len());
+    for (name, value) in entries {
+        // The host only hands over valid fields; skip anything that is not, rather than fail.
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(&value),
+        ) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+fn to_fields(headers: &HeaderMap) -> Fields {
+    let entries: Vec<(String, Vec<u8>)> = headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    // Fails only for names the host forbids guests to set (e.g. hop-by-hop headers); drop
+    // those one by one instead of losing every header.
+    Fields::from_list(&entries).unwrap_or_else(|_| {
+        let fields = Fields::new();
+        for (name, value) in entries {
+            let _ = fields.append(&name, &value);
+        }
+        fields
+    })
+}
+
+fn http_method(method: &Method) -> http::Method {
+    match method {
+        Method::Get => http::Method::GET,
+        Method::Head => http::Method::HEAD,
+        Method::Post => http::Method::POST,
+        Method::Put => http::Method::PUT,
+        Method::Delete => http::Method::DELETE,
+        Method::Connect => http::Method::CONNECT,
+        Method::Options => http::Method::OPTIONS,
+        Method::Trace => http::Method::TRACE,
+        Method::Patch => http::Method::PATCH,
+        // The host validated the token already; an unparsable one is still logged as _OTHER.
+        Method::Other(other) => http::Method::from_bytes(other.as_bytes())
+            .unwrap_or_else(|_| http::Method::from_bytes(b"_OTHER").unwrap()),
+    }
+}
+
+fn wasi_method(method: &http::Method) -> Method {
+    match *method {
+        http::Method::GET => Method::Get,
+        http::Method::HEAD => Method::Head,
+        http::Method::POST => Method::Post,
+        http::Method::PUT => Method::Put,
+        http::Method::DELETE => Method::Delete,
+        http::Method::CONNECT => Method::Connect,
+        http::Method::OPTIONS => Method::Options,
+        http::Method::TRACE => Method::Trace,
+        http::Method::PATCH => Method::Patch,
+        ref other => Method::Other(other.as_str().to_owned()),
+    }
+}
+
+fn wasi_scheme(scheme: String) -> Scheme {
+    match scheme.as_str() {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        _ => Scheme::Other(scheme),
+    }
+}
+
+/// Maps the next handler's error to the middleware's failure kinds (504 for timeouts).
+fn error_type(code: &ErrorCode) -> ErrorType {
+    match code {
+        ErrorCode::DnsTimeout
+        | ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout => ErrorType::Timeout,
+        ErrorCode::ConnectionRefused => ErrorType::ConnectionRefused,
+        ErrorCode::DnsError(_)
+        | ErrorCode::DestinationNotFound
+        | ErrorCode::DestinationUnavailable
+        | ErrorCode::DestinationIpProhibited
+        | ErrorCode::DestinationIpUnroutable
+        | ErrorCode::ConnectionTerminated
+        | ErrorCode::ConnectionLimitReached => ErrorType::DestinationUnavailable,
+        ErrorCode::HttpRequestBodySize(_) => ErrorType::RequestBodyError,
+        ErrorCode::InternalError(_) => ErrorType::Internal,
+        _ => ErrorType::Other,
+    }
+}

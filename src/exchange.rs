@@ -1,0 +1,664 @@
+//! Per-request orchestration: the public API the wasm glue calls.
+//!
+//! Life of a request: [`Middleware::start`] when the request head arrives (edits the forwarded
+//! headers), [`Exchange::on_response`] when the app's response head arrives (edits the response
+//! headers) or [`Exchange::on_failure`] when the app could not answer, and
+//! [`Exchange::finish`] when the response body has been sent; `finish` returns the log and
+//! metric lines to write to stdout in one write.
+//!
+//! The glue owns all I/O; this module only transforms headers and produces text, so it is
+//! plain Rust and unit-tested natively.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+
+use crate::access_log::{
+    self, EVENT_REQUEST, EVENT_START, Level, LogFormat, LoggedHeader, MAX_LINE_BYTES,
+    MAX_VALUES_PER_HEADER, Record,
+};
+use crate::config::{Config, ConfigIssue};
+use crate::json::{self, ObjectLine};
+use crate::metrics::{self, MetricEvent};
+use crate::redact::Redaction;
+use crate::request_id::{self, Replaced};
+use crate::trace_context::{self, TraceIds};
+use crate::{client_addr, problem, route, security_headers, timestamp};
+
+/// `Server-Timing` header name.
+pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+
+/// We keep at most this much of the request target: enough for the logged path and query
+/// (1024 characters each), without copying a megabyte-long URL.
+const MAX_TARGET_BYTES: usize = 8192;
+
+/// The middleware: immutable configuration shared by all exchanges.
+#[derive(Clone, Debug)]
+pub struct Middleware {
+    config: Arc<Config>,
+}
+
+impl Default for Middleware {
+    fn default() -> Self {
+        Middleware::new(Config::default())
+    }
+}
+
+/// What the glue knows about the incoming request besides its headers.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestHead<'a> {
+    /// Request method.
+    pub method: &'a Method,
+    /// Scheme (`http`/`https`), if the host told us.
+    pub scheme: Option<&'a str>,
+    /// Authority (host and port), if known.
+    pub authority: Option<&'a str>,
+    /// Path and query, e.g. `/users/42?x=1`.
+    pub path_with_query: &'a str,
+}
+
+/// Why the exchange failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorType {
+    /// The app did not answer in time (answered with 504).
+    Timeout,
+    /// The app refused the connection.
+    ConnectionRefused,
+    /// The app could not be reached.
+    DestinationUnavailable,
+    /// The response body stream failed.
+    ResponseBodyError,
+    /// The request body stream failed.
+    RequestBodyError,
+    /// A bug or unexpected state in the middleware or host.
+    Internal,
+    /// Anything else.
+    Other,
+}
+
+impl ErrorType {
+    /// The `error.type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::Timeout => "timeout",
+            ErrorType::ConnectionRefused => "connection_refused",
+            ErrorType::DestinationUnavailable => "destination_unavailable",
+            ErrorType::ResponseBodyError => "response_body_error",
+            ErrorType::RequestBodyError => "request_body_error",
+            ErrorType::Internal => "internal_error",
+            ErrorType::Other => "_OTHER",
+        }
+    }
+
+    /// The status the middleware answers with: 504 for a timeout, else 502.
+    pub fn status(self) -> StatusCode {
+        match self {
+            ErrorType::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+/// The response to send when the app failed before sending a response head.
+#[derive(Clone, Debug)]
+pub struct FailureResponse {
+    /// 502 or 504.
+    pub status: StatusCode,
+    /// `content-type: application/problem+json`, `cache-control: no-store`, `content-length`,
+    /// plus everything [`Exchange::on_response`] adds (request id, security baseline, rules,
+    /// `Server-Timing`).
+    pub headers: HeaderMap,
+    /// The problem+json body (send nothing for HEAD requests).
+    pub body: Vec<u8>,
+}
+
+/// How the exchange ended, as seen by the glue.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Completion {
+    /// Request body bytes read, if counted. When `None`, a valid `Content-Length` is used.
+    pub request_body_bytes: Option<u64>,
+    /// Response body bytes sent, if counted. When `None`, a valid `Content-Length` is used.
+    pub response_body_bytes: Option<u64>,
+    /// A failure after the response head was sent (e.g. body stream error).
+    pub error: Option<ErrorType>,
+}
+
+/// One request/response exchange in flight.
+#[derive(Debug)]
+pub struct Exchange {
+    config: Arc<Config>,
+    started: Instant,
+    started_at: SystemTime,
+    request_id: String,
+    request_id_value: HeaderValue,
+    replaced: Option<Replaced>,
+    trace: Option<TraceIds>,
+    method: Method,
+    scheme: Cow<'static, str>,
+    authority: Option<Box<str>>,
+    /// Path and query, cut to [`MAX_TARGET_BYTES`].
+    target: String,
+    route: Option<usize>,
+    skip_path: bool,
+    client_address: Option<client_addr::ClientIp>,
+    user_agent: Option<HeaderValue>,
+    /// Request headers first (`request_headers` of them), then response headers.
+    logged_headers: Vec<LoggedHeader>,
+    request_headers: usize,
+    request_content_length: Option<u64>,
+    response_content_length: Option<u64>,
+    status: Option<StatusCode>,
+    failure: Option<ErrorType>,
+    sample_draw: u32,
+}
+
+impl Middleware {
+    /// A middleware with an explicit configuration.
+    pub fn new(config: Config) -> Self {
+        Middleware {
+            config: Arc::new(config),
+        }
+    }
+
+    /// Reads settings from environment variables (all `EDGE_OBS_*`); never fails: bad values
+    /// fall back to defaults and are reported.
+    pub fn from_env<I: IntoIterator<Item = (String, String)>>(
+        vars: I,
+    ) -> (Middleware, Vec<ConfigIssue>) {
+        let (config, issues) = Config::from_env(vars);
+        (Middleware::new(config), issues)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// One JSON log line per issue (level error, event `config.invalid`, with `variable`,
+    /// `value` (escaped, truncated), `reason` and `default_used`). Each line ends with `\n`.
+    pub fn config_issue_lines(&self, issues: &[ConfigIssue]) -> String {
+        let mut out = String::new();
+        let mut ts = String::with_capacity(24);
+        timestamp::write_rfc3339_millis(&mut ts, SystemTime::now());
+        for issue in issues {
+            let mut line = ObjectLine::begin(&mut out, MAX_LINE_BYTES);
+            line.str("timestamp", &ts, 32);
+            line.str("level", Level::Error.as_str(), 8);
+            line.str("event", "config.invalid", 32);
+            if let Some(s) = &self.config.service_name {
+                line.str("service.name", s, access_log::SERVICE_NAME_MAX_CHARS);
+            }
+            line.str("variable", &issue.variable, 128);
+            line.str("value", &issue.value, crate::config::ISSUE_VALUE_MAX_CHARS);
+            line.str("reason", &issue.reason, 512);
+            line.str("default_used", &issue.default_used, 512);
+            line.finish();
+        }
+        out
+    }
+
+    /// Request arrives: validates/generates the request id, handles traceparent/tracestate,
+    /// applies request header rules. Edits `headers` in place (the glue forwards them).
+    pub fn start(&self, req: &RequestHead<'_>, headers: &mut HeaderMap) -> Exchange {
+        self.start_with(
+            req,
+            headers,
+            Instant::now(),
+            SystemTime::now(),
+            &random_bytes(),
+        )
+    }
+
+    /// [`Middleware::start`] with explicit clock and randomness (48 bytes: 16 for a generated
+    /// id, 24 for trace and span ids, 4 for the sampling draw), for tests.
+    pub(crate) fn start_with(
+        &self,
+        req: &RequestHead<'_>,
+        headers: &mut HeaderMap,
+        now: Instant,
+        now_at: SystemTime,
+        random: &[u8; 48],
+    ) -> Exchange {
+        let cfg = &*self.config;
+        let id_random: [u8; 16] = random[..16].try_into().unwrap_or([1; 16]);
+        let resolved = request_id::resolve(&cfg.request_id, headers, &id_random, now_at);
+        let (path, _) = split_target(req.path_with_query);
+        let route = route::find(&cfg.routes, path);
+        let skip_path = cfg.log.skip_paths.iter().any(|p| p == path);
+
+        let logging = cfg.enabled && cfg.log.enabled;
+        let client_address = if logging {
+            client_addr::client_address(&cfg.client_addr, headers)
+        } else {
+            None
+        };
+        let user_agent = if logging && cfg.log.user_agent_max > 0 {
+            headers.get(USER_AGENT).cloned()
+        } else {
+            None
+        };
+        let mut logged_headers = Vec::new();
+        if logging {
+            capture(
+                headers,
+                &cfg.log.request_headers,
+                false,
+                &cfg.redaction,
+                &mut logged_headers,
+            );
+        }
+        let request_headers = logged_headers.len();
+        let request_content_length = content_length(headers);
+
+        let mut trace = None;
+        if cfg.enabled {
+            cfg.request_rules.apply(headers);
+            headers.insert(cfg.request_id.header.clone(), resolved.value.clone());
+            if cfg.trace_context {
+                let trace_random: [u8; 24] = random[16..40].try_into().unwrap_or([1; 24]);
+                trace = Some(trace_context::process(headers, &trace_random).ids);
+            }
+        }
+
+        Exchange {
+            config: Arc::clone(&self.config),
+            started: now,
+            started_at: now_at,
+            request_id: resolved.id,
+            request_id_value: resolved.value,
+            replaced: resolved.replaced,
+            trace,
+            method: req.method.clone(),
+            scheme: scheme_of(req.scheme),
+            authority: req.authority.map(|a| Box::from(cut(a, 1024))),
+            target: cut(req.path_with_query, MAX_TARGET_BYTES).to_owned(),
+            route,
+            skip_path,
+            client_address,
+            user_agent,
+            logged_headers,
+            request_headers,
+            request_content_length,
+            response_content_length: None,
+            status: None,
+            failure: None,
+            sample_draw: u32::from_le_bytes([random[40], random[41], random[42], random[43]]),
+        }
+    }
+}
+
+impl Exchange {
+    /// The request id of this exchange (accepted from the client or generated).
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// Debug-level "request started" line when enabled by config (`EDGE_OBS_LOG_START=on`
+    /// and `EDGE_OBS_LOG_LEVEL=debug`), else `None`. Ends with `\n`.
+    pub fn start_line(&self) -> Option<String> {
+        let cfg = &*self.config;
+        if !cfg.enabled || !cfg.log.wants_start_line() {
+            return None;
+        }
+        let query = self.query();
+        let mut r = self.record(Level::Debug, EVENT_START, self.started_at, &query);
+        r.headers = &self.logged_headers[..self.request_headers];
+        let mut out = String::with_capacity(512);
+        write_record(cfg.log.format, &r, &mut out);
+        Some(out)
+    }
+
+    /// Response headers from the app arrive: sets the request id exactly once (replacing any
+    /// the app set), adds the security baseline, removes leaky headers, applies response header
+    /// rules and appends `Server-Timing: app;dur=<ms with 3 decimals>`.
+    pub fn on_response(&mut self, status: StatusCode, headers: &mut HeaderMap, app_time: Duration) {
+        self.status = Some(status);
+        self.response_content_length = content_length(headers);
+        if !self.config.enabled {
+            return;
+        }
+        self.decorate(headers, app_time);
+        self.capture_response(headers);
+    }
+
+    /// The next handler failed: the answer to send (502, or 504 for [`ErrorType::Timeout`])
+    /// with an `application/problem+json` body carrying the request id and no internal detail,
+    /// and the same response headers as [`Exchange::on_response`] would add.
+    pub fn on_failure(&mut self, error: ErrorType) -> FailureResponse {
+        let status = error.status();
+        self.status = Some(status);
+        self.failure = Some(error);
+        let body = problem::body(status, &self.request_id);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static(problem::CONTENT_TYPE),
+        );
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        self.response_content_length = Some(body.len() as u64);
+        if self.config.enabled {
+            self.decorate(&mut headers, self.started.elapsed());
+            self.capture_response(&headers);
+        }
+        FailureResponse {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// The exchange ended (response body fully sent, or failed). Returns everything to write
+    /// to stdout in one write: the access-log line (unless filtered by level, sampling or skip
+    /// paths) followed by the metric event line (unless metrics are disabled). Possibly empty.
+    /// Each line ends with `\n`.
+    pub fn finish(self, end: Completion) -> String {
+        let elapsed = self.started.elapsed();
+        self.finish_after(end, elapsed)
+    }
+
+    /// [`Exchange::finish`] with an explicit duration, for tests.
+    pub(crate) fn finish_after(self, end: Completion, elapsed: Duration) -> String {
+        let cfg = &*self.config;
+        let mut out = String::new();
+        if !cfg.enabled {
+            return out;
+        }
+        let ended_at = self.started_at + elapsed;
+        let error = self.failure.or(end.error);
+        let status = self.status.map(|s| s.as_u16());
+        let failed = error.is_some() || status.is_none();
+        let error_type = match (error, self.status.as_ref()) {
+            (Some(e), _) => Some(e.as_str()),
+            // finish() without any response: the exchange was abandoned.
+            (None, None) => Some(ErrorType::Other.as_str()),
+            // OpenTelemetry: an app's own 5xx carries the status code as error.type.
+            (None, Some(s)) if s.is_server_error() => Some(s.as_str()),
+            (None, Some(_)) => None,
+        };
+        let request_body_size = end.request_body_bytes.or(self.request_content_length);
+        let response_body_size = end
+            .response_body_bytes
+            .or_else(|| self.known_response_size());
+        let level = Level::for_outcome(status, failed);
+        let success = !failed && status.is_some_and(|s| s < 400);
+        let log = cfg.log.should_log(
+            level,
+            success,
+            cfg.log.is_slow(elapsed),
+            self.skip_path,
+            self.sample_draw,
+        );
+        if log {
+            out.reserve(1024);
+            let query = self.query();
+            let mut r = self.record(level, EVENT_REQUEST, ended_at, &query);
+            r.status = status;
+            r.duration = Some(elapsed);
+            r.request_body_size = request_body_size;
+            r.response_body_size = response_body_size;
+            r.error_type = error_type;
+            write_record(cfg.log.format, &r, &mut out);
+        }
+        if cfg.metrics {
+            out.reserve(320);
+            let ev = MetricEvent {
+                time: ended_at,
+                duration: elapsed,
+                request_body_bytes: request_body_size,
+                response_body_bytes: response_body_size,
+                method: &self.method,
+                route: self.route_str(),
+                status,
+                scheme: metrics::normalize_scheme(Some(&self.scheme)),
+                error_type,
+            };
+            metrics::write(&ev, &mut out);
+        }
+        out
+    }
+
+    fn route_str(&self) -> Option<&str> {
+        self.route
+            .and_then(|i| self.config.routes.get(i))
+            .map(|r| r.as_str())
+    }
+
+    fn query(&self) -> Option<&str> {
+        split_target(&self.target).1.filter(|q| !q.is_empty())
+    }
+
+    /// The response size known without counting: 0 when the response cannot have a body,
+    /// else its `Content-Length`.
+    fn known_response_size(&self) -> Option<u64> {
+        let no_body = self.method == Method::HEAD
+            || self.status.is_some_and(|s| {
+                s.is_informational() || s == StatusCode::NO_CONTENT || s == StatusCode::NOT_MODIFIED
+            });
+        if no_body {
+            Some(0)
+        } else {
+            self.response_content_length
+        }
+    }
+
+    /// The fields shared by the start and end lines.
+    fn record<'a>(
+        &'a self,
+        level: Level,
+        event: &'static str,
+        at: SystemTime,
+        query: &Option<&'a str>,
+    ) -> Record<'a> {
+        let cfg = &*self.config;
+        Record {
+            timestamp: at,
+            level,
+            event,
+            service_name: cfg.service_name.as_deref(),
+            request_id: &self.request_id,
+            trace: self.trace.as_ref(),
+            method: self.method.as_str(),
+            scheme: &self.scheme,
+            route: self.route_str(),
+            status: None,
+            duration: None,
+            request_body_size: None,
+            response_body_size: None,
+            error_type: None,
+            client_address: self.client_address,
+            replaced: self.replaced.as_ref(),
+            authority: self.authority.as_deref(),
+            path: split_target(&self.target).0,
+            query: *query,
+            redaction: &cfg.redaction,
+            user_agent: self.user_agent.as_ref().map(HeaderValue::as_bytes),
+            user_agent_max: cfg.log.user_agent_max,
+            headers: &self.logged_headers,
+        }
+    }
+
+    /// Adds the middleware's response headers (shared by success and failure answers).
+    fn decorate(&self, headers: &mut HeaderMap, app_time: Duration) {
+        let cfg = &*self.config;
+        security_headers::remove_headers(headers, &cfg.remove_response_headers);
+        // One growth step instead of several while the baseline is added.
+        headers.reserve(cfg.security.headers.len() + 2);
+        cfg.security.apply(headers);
+        cfg.response_rules.apply(headers);
+        // insert() replaces whatever the app set: exactly one request id on the response.
+        headers.insert(cfg.request_id.header.clone(), self.request_id_value.clone());
+        if cfg.server_timing {
+            let mut v = String::with_capacity(24);
+            v.push_str("app;dur=");
+            json::push_duration_ms(&mut v, app_time);
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                headers.append(SERVER_TIMING, v);
+            }
+        }
+    }
+
+    fn capture_response(&mut self, headers: &HeaderMap) {
+        let cfg = &*self.config;
+        self.logged_headers.truncate(self.request_headers);
+        if cfg.log.enabled {
+            capture(
+                headers,
+                &cfg.log.response_headers,
+                true,
+                &cfg.redaction,
+                &mut self.logged_headers,
+            );
+        }
+    }
+}
+
+fn write_record(format: LogFormat, r: &Record<'_>, out: &mut String) {
+    match format {
+        LogFormat::Json => access_log::write_json(r, out),
+        LogFormat::Pretty => access_log::write_pretty(r, out),
+    }
+}
+
+/// Copies the allow-listed headers for the log. Secret headers are recorded as present only;
+/// their values are never copied.
+fn capture(
+    headers: &HeaderMap,
+    names: &[HeaderName],
+    response: bool,
+    redaction: &Redaction,
+    out: &mut Vec<LoggedHeader>,
+) {
+    for name in names {
+        if redaction.is_secret_header(name) {
+            if headers.contains_key(name) {
+                out.push(LoggedHeader {
+                    response,
+                    name: name.clone(),
+                    value: None,
+                });
+            }
+            continue;
+        }
+        for v in headers.get_all(name).iter().take(MAX_VALUES_PER_HEADER) {
+            out.push(LoggedHeader {
+                response,
+                name: name.clone(),
+                value: Some(v.clone()),
+            });
+        }
+    }
+}
+
+/// A single, valid `Content-Length`.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(CONTENT_LENGTH).iter();
+    let v = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let s = v.to_str().ok()?.trim();
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+/// Splits `path?query`; the query is `None` without `?`.
+fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    }
+}
+
+/// `s` cut to at most `max` bytes on a character boundary.
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+fn scheme_of(scheme: Option<&str>) -> Cow<'static, str> {
+    match scheme {
+        None | Some("http") => Cow::Borrowed("http"),
+        Some("https") => Cow::Borrowed("https"),
+        Some(other) => Cow::Owned(cut(other, 64).to_owned()),
+    }
+}
+
+/// Random bytes per exchange.
+const RANDOM_PER_EXCHANGE: usize = 48;
+/// Randomness is fetched from the OS for 20 exchanges at a time: a `getrandom` call costs
+/// about a microsecond natively (a syscall), which alone would be a fifth of the per-request
+/// budget. The bytes are still OS randomness, each handed out once. (In a forked child the
+/// pool would be duplicated; components do not fork.)
+const RANDOM_POOL: usize = RANDOM_PER_EXCHANGE * 20;
+
+struct RandomPool {
+    buf: [u8; RANDOM_POOL],
+    used: usize,
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<RandomPool> =
+        const { std::cell::RefCell::new(RandomPool { buf: [0; RANDOM_POOL], used: RANDOM_POOL }) };
+}
+
+/// 48 fresh random bytes for one exchange.
+fn random_bytes() -> [u8; RANDOM_PER_EXCHANGE] {
+    let mut out = [0u8; RANDOM_PER_EXCHANGE];
+    let pooled = POOL.try_with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.used + RANDOM_PER_EXCHANGE > RANDOM_POOL {
+            if getrandom::fill(&mut pool.buf).is_err() {
+                fallback_random(&mut pool.buf);
+            }
+            pool.used = 0;
+        }
+        let used = pool.used;
+        out.copy_from_slice(&pool.buf[used..used + RANDOM_PER_EXCHANGE]);
+        pool.used += RANDOM_PER_EXCHANGE;
+    });
+    if pooled.is_err() {
+        // Thread-local storage already torn down (thread exit): ask the OS directly.
+        if getrandom::fill(&mut out).is_err() {
+            fallback_random(&mut out);
+        }
+    }
+    out
+}
+
+/// Used only if the OS random source fails: ids must still be unique and unpredictable enough
+/// to not collide, and a request must never fail because of it. SplitMix64 over the clock, a
+/// process-wide counter and a stack address.
+fn fallback_random(buf: &mut [u8]) {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut state = nanos
+        ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        ^ (buf.as_ptr() as usize as u64).rotate_left(32);
+    for chunk in buf.chunks_mut(8) {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+    }
+}
+
+#[cfg(test)]
+mod tests;

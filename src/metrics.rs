@@ -1,0 +1,186 @@
+//! The metric event line, schema `edge_obs.metric.v1` (see `docs/metric-event.md`).
+//!
+//! One line per request whatever the access-log sampling says, so a host or log pipeline can
+//! derive exact RED metrics. Attribute values are low-cardinality by construction: the method
+//! is one of nine or `_OTHER`, the route is a configured template, never a raw path.
+
+use std::time::{Duration, SystemTime};
+
+use http::Method;
+
+use crate::access_log::MAX_LINE_BYTES;
+use crate::json::ObjectLine;
+use crate::timestamp;
+
+/// Every metric line starts with this, so consumers can tell it from log lines by prefix.
+pub const LINE_PREFIX: &str = "{\"schema\":\"edge_obs.metric.v1\"";
+
+/// Schema name.
+pub const SCHEMA: &str = "edge_obs.metric.v1";
+
+/// One metric event.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricEvent<'a> {
+    /// When the request finished.
+    pub time: SystemTime,
+    /// From arrival until the response body was sent (or the exchange failed).
+    pub duration: Duration,
+    /// Request body size, when known.
+    pub request_body_bytes: Option<u64>,
+    /// Response body size, when known.
+    pub response_body_bytes: Option<u64>,
+    /// The request method (normalised with [`standard_method`] when written).
+    pub method: &'a Method,
+    /// Matched route template.
+    pub route: Option<&'a str>,
+    /// Response status, when a response was sent.
+    pub status: Option<u16>,
+    /// `http` or `https` (see [`normalize_scheme`]).
+    pub scheme: &'static str,
+    /// `error.type`, only on failure.
+    pub error_type: Option<&'a str>,
+}
+
+/// The method as a metric attribute: one of the nine standard methods (exact, uppercase) or
+/// `_OTHER`, as OpenTelemetry requires to bound cardinality.
+pub fn standard_method(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "_OTHER",
+    }
+}
+
+/// The scheme as a metric attribute: `https` when the request scheme is https
+/// (case-insensitive), else `http` (also when unknown: the middleware is reached over HTTP).
+pub fn normalize_scheme(scheme: Option<&str>) -> &'static str {
+    match scheme {
+        Some(s) if s.eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    }
+}
+
+/// Appends the metric line (ending in `\n`) to `out`.
+pub fn write(ev: &MetricEvent<'_>, out: &mut String) {
+    let mut line = ObjectLine::begin(out, MAX_LINE_BYTES);
+    line.str("schema", SCHEMA, 32);
+    line.raw_with("time", 26, |o| {
+        o.push('"');
+        timestamp::write_rfc3339_millis(o, ev.time);
+        o.push('"');
+    });
+    line.duration_s("duration_s", ev.duration);
+    if let Some(n) = ev.request_body_bytes {
+        line.u64("request_body_bytes", n);
+    }
+    if let Some(n) = ev.response_body_bytes {
+        line.u64("response_body_bytes", n);
+    }
+    line.begin_object("attributes");
+    line.str("http.request.method", standard_method(ev.method), 16);
+    if let Some(route) = ev.route {
+        line.str("http.route", route, crate::route::MAX_TEMPLATE_LEN);
+    }
+    if let Some(s) = ev.status {
+        line.u64("http.response.status_code", u64::from(s));
+    }
+    line.str("url.scheme", ev.scheme, 8);
+    if let Some(e) = ev.error_type {
+        line.str("error.type", e, 64);
+    }
+    line.end_object();
+    line.finish();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::UNIX_EPOCH;
+
+    fn event(method: &Method) -> MetricEvent<'_> {
+        MetricEvent {
+            time: UNIX_EPOCH + Duration::from_millis(1_795_432_953_456),
+            duration: Duration::from_micros(1234),
+            request_body_bytes: Some(0),
+            response_body_bytes: Some(512),
+            method,
+            route: Some("/users/{id}"),
+            status: Some(200),
+            scheme: "http",
+            error_type: None,
+        }
+    }
+
+    #[test]
+    fn matches_the_documented_example_exactly() {
+        let mut s = String::new();
+        write(&event(&Method::GET), &mut s);
+        assert_eq!(
+            s,
+            "{\"schema\":\"edge_obs.metric.v1\",\"time\":\"2026-11-23T11:22:33.456Z\",\"duration_s\":0.001234,\"request_body_bytes\":0,\"response_body_bytes\":512,\"attributes\":{\"http.request.method\":\"GET\",\"http.route\":\"/users/{id}\",\"http.response.status_code\":200,\"url.scheme\":\"http\"}}\n"
+        );
+        assert!(s.starts_with(LINE_PREFIX));
+    }
+
+    #[test]
+    fn optional_fields_and_errors() {
+        let m = Method::POST;
+        let mut ev = event(&m);
+        ev.request_body_bytes = None;
+        ev.response_body_bytes = None;
+        ev.route = None;
+        ev.status = Some(504);
+        ev.scheme = "https";
+        ev.error_type = Some("timeout");
+        let mut s = String::new();
+        write(&ev, &mut s);
+        let v: serde_json::Value = serde_json::from_str(s.trim_end()).unwrap();
+        assert!(v.get("request_body_bytes").is_none());
+        assert!(v.get("response_body_bytes").is_none());
+        let a = &v["attributes"];
+        assert!(a.get("http.route").is_none());
+        assert_eq!(a["http.request.method"], "POST");
+        assert_eq!(a["http.response.status_code"], 504);
+        assert_eq!(a["url.scheme"], "https");
+        assert_eq!(a["error.type"], "timeout");
+    }
+
+    #[test]
+    fn unknown_and_lowercase_methods_become_other() {
+        for m in [
+            "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+        ] {
+            assert_eq!(
+                standard_method(&Method::from_bytes(m.as_bytes()).unwrap()),
+                m
+            );
+        }
+        for m in ["get", "Get", "PROPFIND", "PURGE", "QUERY", "X"] {
+            let method = Method::from_bytes(m.as_bytes()).unwrap();
+            assert_eq!(standard_method(&method), "_OTHER", "{m}");
+            let mut s = String::new();
+            write(&event(&method), &mut s);
+            assert!(s.contains("\"http.request.method\":\"_OTHER\""));
+            assert!(
+                !s.contains(&format!("\"{m}\"")),
+                "raw method must not appear: {s}"
+            );
+        }
+    }
+
+    #[test]
+    fn scheme_normalisation() {
+        assert_eq!(normalize_scheme(Some("https")), "https");
+        assert_eq!(normalize_scheme(Some("HTTPS")), "https");
+        assert_eq!(normalize_scheme(Some("http")), "http");
+        assert_eq!(normalize_scheme(None), "http");
+        assert_eq!(normalize_scheme(Some("gopher")), "http");
+    }
+}

@@ -1,0 +1,429 @@
+//! Property tests over hostile input: whatever the request looks like, every output line is one
+//! JSON object without raw control characters, under 4000 bytes, without secrets, and every
+//! forwarded or returned header is a valid header value.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use proptest::prelude::*;
+
+use crate::exchange::{Completion, ErrorType, Middleware, RequestHead};
+use crate::json;
+
+/// Bytes a `HeaderValue` accepts (visible ASCII, space, tab, obs-text 0x80-0xFF).
+fn header_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        any::<u8>().prop_map(|b| {
+            if b >= 0x20 && b != 0x7f || b == b'\t' {
+                b
+            } else {
+                b'#'
+            }
+        }),
+        0..max,
+    )
+}
+
+/// Request ids: mostly plausible (valid or near-valid), sometimes anything, sometimes huge.
+fn request_id() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        "[!-~]{0,140}".prop_map(String::into_bytes),
+        "[a-zA-Z0-9\"\\\\{}:, \t<>'`;-]{0,40}".prop_map(String::into_bytes),
+        header_bytes(300),
+        (1000usize..70_000).prop_map(|n| vec![b'a'; n]),
+    ]
+}
+
+/// traceparent values: well-formed, mutated and random.
+fn traceparent() -> impl Strategy<Value = Vec<u8>> {
+    let well_formed = (
+        "[0-9a-fA-F]{2}",
+        "[0-9a-f]{32}",
+        "[0-9a-f]{16}",
+        "[0-9a-fA-F]{2}",
+        prop::option::of("-[ -~]{0,10}"),
+    )
+        .prop_map(|(v, t, p, f, tail)| {
+            format!("{v}-{t}-{p}-{f}{}", tail.unwrap_or_default()).into_bytes()
+        });
+    prop_oneof![
+        well_formed,
+        "[0-9a-fA-F\\- x]{50,60}".prop_map(String::into_bytes),
+        header_bytes(80),
+    ]
+}
+
+/// Strings rich in the characters escaping must handle (ASCII and C1 controls, quotes,
+/// backslashes, line separators), mixed with arbitrary Unicode.
+fn hostile_string() -> impl Strategy<Value = String> {
+    prop_oneof![
+        any::<String>(),
+        "[\\x00-\\x7f\u{80}-\u{a0}\u{2028}\u{2029}\u{fffd}é]{0,60}",
+    ]
+}
+
+fn method() -> impl Strategy<Value = Method> {
+    prop_oneof![
+        prop::sample::select(vec![
+            Method::GET,
+            Method::POST,
+            Method::HEAD,
+            Method::PATCH,
+            Method::OPTIONS,
+        ]),
+        "[A-Za-z!#$%&'*+.^_`|~0-9-]{1,80}".prop_map(|m| Method::from_bytes(m.as_bytes()).unwrap()),
+    ]
+}
+
+fn middleware(pretty: bool) -> Middleware {
+    let mut vars = vec![
+        (
+            "EDGE_OBS_LOG_REQUEST_HEADERS",
+            "authorization,cookie,x-api-key,x-session,accept,x-a",
+        ),
+        (
+            "EDGE_OBS_LOG_RESPONSE_HEADERS",
+            "set-cookie,x-session,content-type,x-b",
+        ),
+        ("EDGE_OBS_REDACT_HEADERS", "x-session"),
+        ("EDGE_OBS_ROUTES", "/users/{id},/static/*"),
+        ("EDGE_OBS_TRUSTED_PROXY_HOPS", "1"),
+        ("EDGE_OBS_SERVICE_NAME", "svc"),
+    ];
+    if pretty {
+        vars.push(("EDGE_OBS_LOG_FORMAT", "pretty"));
+    }
+    let (m, issues) =
+        Middleware::from_env(vars.into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())));
+    assert!(issues.is_empty());
+    m
+}
+
+fn value(bytes: &[u8]) -> HeaderValue {
+    HeaderValue::from_bytes(bytes).unwrap()
+}
+
+fn assert_valid_headers(h: &HeaderMap) {
+    for (name, v) in h {
+        assert!(
+            HeaderValue::from_bytes(v.as_bytes()).is_ok(),
+            "{name}: {v:?}"
+        );
+    }
+}
+
+fn assert_lines(out: &str, json_lines: bool, secret: &str) {
+    assert!(out.is_empty() || out.ends_with('\n'));
+    assert!(!out.contains(secret), "secret leaked: {out}");
+    for line in out.lines() {
+        assert!(line.len() < 4000, "{}", line.len());
+        assert!(
+            !line.bytes().any(|b| b < 0x20 || b == 0x7f),
+            "raw control byte in {line:?}"
+        );
+        if json_lines || line.starts_with(crate::metrics::LINE_PREFIX) {
+            let v: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+            assert!(v.is_object());
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Input {
+    method: Method,
+    path: String,
+    query: String,
+    id: Vec<u8>,
+    alias: Option<Vec<u8>>,
+    traceparent: Option<Vec<u8>>,
+    tracestate: Option<Vec<u8>>,
+    extra: Vec<u8>,
+    forwarded_for: Vec<u8>,
+    secret: String,
+    status: u16,
+    failure: Option<usize>,
+    duration_ms: u64,
+}
+
+fn input() -> impl Strategy<Value = Input> {
+    (
+        (
+            method(),
+            hostile_string(),
+            hostile_string(),
+            request_id(),
+            prop::option::of(request_id()),
+        ),
+        (
+            prop::option::of(traceparent()),
+            prop::option::of(header_bytes(600)),
+            header_bytes(400),
+            header_bytes(60),
+            "[A-Za-z0-9]{12,24}",
+        ),
+        (100u16..600, prop::option::of(0usize..7), 0u64..3000),
+    )
+        .prop_map(
+            |(
+                (method, path, query, id, alias),
+                (traceparent, tracestate, extra, forwarded_for, secret),
+                (status, failure, duration_ms),
+            )| Input {
+                method,
+                path: format!("/{path}"),
+                query,
+                id,
+                alias,
+                traceparent,
+                tracestate,
+                extra,
+                forwarded_for,
+                secret: format!("SeCrEt{secret}"),
+                status,
+                failure,
+                duration_ms,
+            },
+        )
+}
+
+fn run(m: &Middleware, inp: &Input, json_lines: bool) {
+    let secret = inp.secret.as_bytes();
+    let mut req = HeaderMap::new();
+    req.insert("x-request-id", value(&inp.id));
+    if let Some(a) = &inp.alias {
+        req.insert("x-correlation-id", value(a));
+    }
+    if let Some(tp) = &inp.traceparent {
+        req.insert("traceparent", value(tp));
+    }
+    if let Some(ts) = &inp.tracestate {
+        req.insert("tracestate", value(ts));
+    }
+    req.insert(
+        "authorization",
+        value(&[b"Bearer ".as_slice(), secret].concat()),
+    );
+    req.insert("cookie", value(&[b"sid=".as_slice(), secret].concat()));
+    req.insert("x-api-key", value(secret));
+    req.insert("x-session", value(secret));
+    req.insert("accept", value(&inp.extra));
+    req.append("x-a", value(&inp.extra));
+    req.append("x-a", value(&inp.extra));
+    req.insert("user-agent", value(&inp.extra));
+    req.insert("x-forwarded-for", value(&inp.forwarded_for));
+    let target = format!("{}?{}&token={}&ok=1", inp.path, inp.query, inp.secret);
+    let head = RequestHead {
+        method: &inp.method,
+        scheme: Some("https"),
+        authority: Some(&inp.query),
+        path_with_query: &target,
+    };
+    let mut ex = m.start_with(&head, &mut req, Instant::now(), SystemTime::now(), &[7; 48]);
+
+    // Forwarded request: valid headers, exactly one valid request id, a valid traceparent.
+    assert_valid_headers(&req);
+    let ids: Vec<_> = req.get_all("x-request-id").iter().collect();
+    assert_eq!(ids.len(), 1);
+    assert!(crate::request_id::validate(ids[0].as_bytes(), 128).is_ok());
+    assert_eq!(ids[0].as_bytes(), ex.request_id().as_bytes());
+    assert_eq!(req.get_all("traceparent").iter().count(), 1);
+    assert!(crate::trace_context::parse_traceparent(req["traceparent"].as_bytes()).is_ok());
+
+    if let Some(line) = ex.start_line() {
+        assert_lines(&line, json_lines, &inp.secret);
+    }
+    let errors = [
+        ErrorType::Timeout,
+        ErrorType::ConnectionRefused,
+        ErrorType::DestinationUnavailable,
+        ErrorType::ResponseBodyError,
+        ErrorType::RequestBodyError,
+        ErrorType::Internal,
+        ErrorType::Other,
+    ];
+    let end = match inp.failure {
+        Some(i) if i % 2 == 0 => {
+            let f = ex.on_failure(errors[i % errors.len()]);
+            assert_valid_headers(&f.headers);
+            assert_eq!(f.headers.get_all("x-request-id").iter().count(), 1);
+            let body: serde_json::Value = serde_json::from_slice(&f.body).unwrap();
+            assert_eq!(body["request_id"], ex.request_id());
+            Completion::default()
+        }
+        other => {
+            let mut resp = HeaderMap::new();
+            resp.insert("set-cookie", value(&[b"sid=".as_slice(), secret].concat()));
+            resp.insert("x-session", value(secret));
+            resp.insert("x-request-id", value(&inp.id));
+            resp.insert("x-b", value(&inp.extra));
+            resp.insert("content-type", value(&inp.extra));
+            ex.on_response(
+                StatusCode::from_u16(inp.status).unwrap(),
+                &mut resp,
+                Duration::from_millis(inp.duration_ms),
+            );
+            assert_valid_headers(&resp);
+            assert_eq!(resp["x-request-id"].as_bytes(), ex.request_id().as_bytes());
+            assert_eq!(resp.get_all("x-request-id").iter().count(), 1);
+            Completion {
+                request_body_bytes: Some(inp.duration_ms),
+                response_body_bytes: None,
+                error: other.map(|i| errors[i % errors.len()]),
+            }
+        }
+    };
+    let out = ex.finish_after(end, Duration::from_millis(inp.duration_ms));
+    assert!(!out.is_empty(), "metrics are always on here");
+    assert_lines(&out, json_lines, &inp.secret);
+    assert!(
+        out.lines()
+            .last()
+            .unwrap()
+            .starts_with(crate::metrics::LINE_PREFIX)
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn json_output_is_always_safe(inp in input()) {
+        run(&middleware(false), &inp, true);
+    }
+
+    #[test]
+    fn pretty_output_is_always_safe(inp in input()) {
+        run(&middleware(true), &inp, false);
+    }
+
+    #[test]
+    fn escaping_round_trips(s in hostile_string()) {
+        let mut out = String::from("\"");
+        json::escape_into(&mut out, &s);
+        out.push('"');
+        prop_assert!(!out.bytes().any(|b| b < 0x20 || b == 0x7f));
+        let back: String = serde_json::from_str(&out).unwrap();
+        prop_assert_eq!(back, s);
+    }
+
+    #[test]
+    fn limited_escaping_respects_both_limits(s in hostile_string(), max_chars in 0usize..100, max_bytes in 14usize..200) {
+        let mut out = String::new();
+        let cut = json::escape_str_limited(&mut out, &s, max_chars, max_bytes);
+        prop_assert!(out.len() <= max_bytes);
+        let quoted = format!("\"{out}\"");
+        let back: String = serde_json::from_str(&quoted).unwrap();
+        if cut {
+            let kept = back.strip_suffix(json::TRUNCATION_MARKER).unwrap();
+            prop_assert!(s.starts_with(kept));
+            prop_assert!(kept.chars().count() <= max_chars);
+        } else {
+            prop_assert_eq!(back, s);
+        }
+    }
+
+    #[test]
+    fn any_configuration_value_is_handled(index in 0usize..crate::config::KNOWN_VARIABLES.len(), v in hostile_string()) {
+        let name = crate::config::KNOWN_VARIABLES[index];
+        let (m, issues) = Middleware::from_env([(name.to_owned(), v.clone())]);
+        // At most one issue per value or list entry.
+        prop_assert!(issues.len() <= v.split([',', '|', '\n']).count());
+        for i in &issues {
+            prop_assert_eq!(&i.variable, name);
+        }
+        let lines = m.config_issue_lines(&issues);
+        prop_assert_eq!(lines.lines().count(), issues.len());
+        for line in lines.lines() {
+            prop_assert!(line.len() < 4000);
+            prop_assert!(!line.bytes().any(|b| b < 0x20 || b == 0x7f));
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            prop_assert_eq!(&v["event"], "config.invalid");
+        }
+        // The configuration still works for a request.
+        let mut h = HeaderMap::new();
+        let head = RequestHead { method: &Method::GET, scheme: None, authority: None, path_with_query: "/x?y=1" };
+        let mut ex = m.start(&head, &mut h);
+        assert_valid_headers(&h);
+        let mut resp = HeaderMap::new();
+        ex.on_response(StatusCode::OK, &mut resp, Duration::ZERO);
+        assert_valid_headers(&resp);
+        assert_lines(&ex.finish(Completion::default()), m.config().log.format == crate::access_log::LogFormat::Json, "\u{0}never");
+    }
+
+    #[test]
+    fn header_rule_values_survive_or_are_reported(entry in "[ -~]{0,40}") {
+        let entries = crate::header_rules::split_entries(&entry).count();
+        let (m, issues) = Middleware::from_env([("EDGE_OBS_RESPONSE_SET_HEADERS".to_owned(), entry.clone())]);
+        // Every entry is either used or reported.
+        prop_assert_eq!(entries, issues.len() + m.config().response_rules.set.len());
+        let mut resp = HeaderMap::new();
+        let mut h = HeaderMap::new();
+        let head = RequestHead { method: &Method::GET, scheme: None, authority: None, path_with_query: "/" };
+        let mut ex = m.start(&head, &mut h);
+        ex.on_response(StatusCode::OK, &mut resp, Duration::ZERO);
+        assert_valid_headers(&resp);
+    }
+
+    #[test]
+    fn routes_never_panic(templates in prop::collection::vec("[/a-z{}*%:.]{0,20}", 0..6), path in "[/a-z0-9{}*]{0,30}") {
+        let routes: Vec<_> = templates.iter().filter_map(|t| crate::route::RouteTemplate::parse(t).ok()).collect();
+        if let Some(i) = crate::route::find(&routes, &path) {
+            prop_assert!(routes[i].matches(&path));
+            prop_assert!(routes[..i].iter().all(|r| !r.matches(&path)));
+        }
+    }
+
+    #[test]
+    fn client_address_is_an_ip_or_absent(xff in header_bytes(80), fwd in header_bytes(80), hops in 1usize..5) {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", value(&xff));
+        h.insert("forwarded", value(&fwd));
+        let cfg = crate::client_addr::ClientAddrConfig { trusted_hops: hops, source: crate::client_addr::Source::Auto };
+        if let Some(ip) = crate::client_addr::client_address(&cfg, &h) {
+            prop_assert!(ip.as_str().parse::<std::net::IpAddr>().is_ok(), "{:?}", ip);
+        }
+    }
+
+    #[test]
+    fn ip_validation_agrees_with_std(s in "[0-9a-fA-F:.]{0,45}") {
+        let std_ok = s.parse::<std::net::IpAddr>().is_ok();
+        let ours = crate::client_addr::is_ipv4(s.as_bytes()) || crate::client_addr::is_ipv6(s.as_bytes());
+        prop_assert_eq!(ours, std_ok, "{}", s);
+    }
+
+    #[test]
+    fn ip_validation_agrees_with_std_on_near_misses(groups in prop::collection::vec("[0-9a-f]{0,5}|[0-9]{1,3}(\\.[0-9]{1,3}){3}", 0..10), sep in prop::collection::vec("::?", 0..10)) {
+        let mut s = String::new();
+        for (i, g) in groups.iter().enumerate() {
+            s.push_str(g);
+            if let Some(x) = sep.get(i) { s.push_str(x); }
+        }
+        let std_ok = s.parse::<std::net::IpAddr>().is_ok();
+        let ours = crate::client_addr::is_ipv4(s.as_bytes()) || crate::client_addr::is_ipv6(s.as_bytes());
+        prop_assert_eq!(ours, std_ok, "{}", s);
+    }
+
+    #[test]
+    fn secret_query_values_are_always_redacted(prefix in "[a-z=&;%0-9]{0,30}", name in prop::sample::select(vec!["token", "ACCESS_TOKEN", "Sig", "x-amz-signature", "passwd"]), secret in "[A-Za-z0-9]{10,20}") {
+        let q = format!("{prefix}&{name}={secret}SeCrEt");
+        let mut out = String::new();
+        crate::redact::Redaction::default().redact_query(&q, &mut out);
+        prop_assert!(!out.contains("SeCrEt"), "{}", out);
+    }
+}
+
+#[test]
+fn header_names_from_http_are_plain_keys() {
+    // ObjectLine writes keys unescaped; header names must never need escaping.
+    for n in ["x-a", "a!#$%&'*+-.^_`|~9"] {
+        let name = HeaderName::from_bytes(n.as_bytes()).unwrap();
+        assert!(
+            name.as_str()
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        );
+    }
+    assert!(HeaderName::from_bytes(b"a\"b").is_err());
+    assert!(HeaderName::from_bytes(b"a\\b").is_err());
+}

@@ -1,0 +1,241 @@
+//! The security response header baseline (OWASP Secure Headers project) and the removal of
+//! headers that leak server details.
+//!
+//! The default CSP only contains directives that cannot break a working page
+//! (`frame-ancestors 'none'; object-src 'none'; base-uri 'self'`): it does not restrict
+//! `script-src`/`style-src`, so apps that load scripts or styles from CDNs keep working. Apps
+//! that want a strict CSP set `EDGE_OBS_SECURITY_CONTENT_SECURITY_POLICY`.
+//!
+//! HSTS is sent whatever the scheme: browsers ignore it over plain HTTP, and behind a TLS
+//! terminating proxy the middleware sees `http` even though the client used HTTPS.
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// How the baseline treats headers the app already set (`EDGE_OBS_SECURITY_HEADERS_MODE`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Replace the app's values (never leaves duplicates); the default.
+    Override,
+    /// Only add a header when the app did not set it.
+    IfAbsent,
+}
+
+/// One baseline header: its name, the variable that overrides it and its default value.
+#[derive(Clone, Copy, Debug)]
+pub struct BaselineHeader {
+    /// Header name (lowercase).
+    pub name: &'static str,
+    /// Environment variable overriding the value (`off` drops the header).
+    pub variable: &'static str,
+    /// Default value.
+    pub default: &'static str,
+}
+
+/// The baseline, in the order the headers are added.
+pub const BASELINE: [BaselineHeader; 9] = [
+    BaselineHeader {
+        name: "strict-transport-security",
+        variable: "EDGE_OBS_SECURITY_STRICT_TRANSPORT_SECURITY",
+        default: "max-age=63072000; includeSubDomains",
+    },
+    BaselineHeader {
+        name: "x-content-type-options",
+        variable: "EDGE_OBS_SECURITY_X_CONTENT_TYPE_OPTIONS",
+        default: "nosniff",
+    },
+    BaselineHeader {
+        name: "x-frame-options",
+        variable: "EDGE_OBS_SECURITY_X_FRAME_OPTIONS",
+        default: "DENY",
+    },
+    BaselineHeader {
+        name: "referrer-policy",
+        variable: "EDGE_OBS_SECURITY_REFERRER_POLICY",
+        default: "no-referrer",
+    },
+    BaselineHeader {
+        name: "content-security-policy",
+        variable: "EDGE_OBS_SECURITY_CONTENT_SECURITY_POLICY",
+        default: "frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
+    },
+    BaselineHeader {
+        name: "permissions-policy",
+        variable: "EDGE_OBS_SECURITY_PERMISSIONS_POLICY",
+        default: "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+    },
+    BaselineHeader {
+        name: "cross-origin-opener-policy",
+        variable: "EDGE_OBS_SECURITY_CROSS_ORIGIN_OPENER_POLICY",
+        default: "same-origin",
+    },
+    BaselineHeader {
+        name: "cross-origin-resource-policy",
+        variable: "EDGE_OBS_SECURITY_CROSS_ORIGIN_RESOURCE_POLICY",
+        default: "same-origin",
+    },
+    BaselineHeader {
+        name: "x-xss-protection",
+        variable: "EDGE_OBS_SECURITY_X_XSS_PROTECTION",
+        default: "0",
+    },
+];
+
+/// Default list of response headers removed because they reveal server software.
+pub const DEFAULT_REMOVE: &str = "server,x-powered-by,x-aspnet-version,x-aspnetmvc-version";
+
+/// Security header settings.
+#[derive(Clone, Debug)]
+pub struct SecurityHeaders {
+    /// Whether the baseline is added at all (`EDGE_OBS_SECURITY_HEADERS`).
+    pub enabled: bool,
+    /// Override or if-absent.
+    pub mode: Mode,
+    /// The headers to add, after per-header overrides (dropped ones are absent).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Default for SecurityHeaders {
+    fn default() -> Self {
+        SecurityHeaders {
+            enabled: true,
+            mode: Mode::Override,
+            headers: BASELINE
+                .iter()
+                .map(|b| {
+                    (
+                        HeaderName::from_static(b.name),
+                        HeaderValue::from_static(b.default),
+                    )
+                })
+                .collect(),
+        }
+    }
+}
+
+impl SecurityHeaders {
+    /// Adds the baseline to response headers.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        if !self.enabled {
+            return;
+        }
+        for (name, value) in &self.headers {
+            match self.mode {
+                // insert() replaces every existing value: never a duplicate header.
+                Mode::Override => {
+                    headers.insert(name.clone(), value.clone());
+                }
+                Mode::IfAbsent => {
+                    if !headers.contains_key(name) {
+                        headers.insert(name.clone(), value.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Removes every value of each listed header.
+pub fn remove_headers(headers: &mut HeaderMap, names: &[HeaderName]) {
+    for name in names {
+        // HeaderMap::remove drops every value of the name, not only the first.
+        headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_complete() {
+        let s = SecurityHeaders::default();
+        assert_eq!(s.headers.len(), 9);
+        let mut h = HeaderMap::new();
+        s.apply(&mut h);
+        assert_eq!(
+            h["strict-transport-security"],
+            "max-age=63072000; includeSubDomains"
+        );
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(
+            h["content-security-policy"],
+            "frame-ancestors 'none'; object-src 'none'; base-uri 'self'"
+        );
+        assert_eq!(
+            h["permissions-policy"],
+            "camera=(), microphone=(), geolocation=(), payment=(), usb=()"
+        );
+        assert_eq!(h["cross-origin-opener-policy"], "same-origin");
+        assert_eq!(h["cross-origin-resource-policy"], "same-origin");
+        assert_eq!(h["x-xss-protection"], "0");
+        for b in BASELINE {
+            assert!(b.variable.starts_with("EDGE_OBS_SECURITY_"));
+            assert_eq!(
+                b.variable[18..].to_ascii_lowercase().replace('_', "-"),
+                b.name
+            );
+        }
+    }
+
+    #[test]
+    fn override_replaces_app_values_without_duplicates() {
+        let mut h = HeaderMap::new();
+        h.append("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+        h.append("x-frame-options", HeaderValue::from_static("ALLOW-FROM x"));
+        h.append(
+            "x-xss-protection",
+            HeaderValue::from_static("1; mode=block"),
+        );
+        SecurityHeaders::default().apply(&mut h);
+        let v: Vec<_> = h.get_all("x-frame-options").iter().collect();
+        assert_eq!(v, ["DENY"]);
+        assert_eq!(h.get_all("x-xss-protection").iter().count(), 1);
+        assert_eq!(h["x-xss-protection"], "0");
+    }
+
+    #[test]
+    fn if_absent_keeps_app_values() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "content-security-policy",
+            HeaderValue::from_static("default-src 'self'"),
+        );
+        let s = SecurityHeaders {
+            mode: Mode::IfAbsent,
+            ..SecurityHeaders::default()
+        };
+        s.apply(&mut h);
+        assert_eq!(h["content-security-policy"], "default-src 'self'");
+        assert_eq!(h.get_all("content-security-policy").iter().count(), 1);
+        assert_eq!(h["x-frame-options"], "DENY");
+    }
+
+    #[test]
+    fn disabled_adds_nothing() {
+        let mut h = HeaderMap::new();
+        SecurityHeaders {
+            enabled: false,
+            ..SecurityHeaders::default()
+        }
+        .apply(&mut h);
+        assert!(h.is_empty());
+    }
+
+    #[test]
+    fn removes_all_values_of_leaky_headers() {
+        let mut h = HeaderMap::new();
+        h.append("server", HeaderValue::from_static("nginx/1.2"));
+        h.append("server", HeaderValue::from_static("again"));
+        h.append("x-powered-by", HeaderValue::from_static("PHP/5"));
+        h.append("content-type", HeaderValue::from_static("text/plain"));
+        let names: Vec<HeaderName> = DEFAULT_REMOVE
+            .split(',')
+            .map(|n| n.parse().unwrap())
+            .collect();
+        remove_headers(&mut h, &names);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("content-type"));
+    }
+}

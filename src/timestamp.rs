@@ -1,0 +1,140 @@
+//! RFC 3339 UTC timestamps with millisecond precision (`2026-11-23T11:22:33.456Z`).
+//!
+//! Written by hand from the Unix time (days-to-civil conversion) because a date library would
+//! cost far more code size than these few lines.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Largest Unix time in milliseconds that still has a 4-digit year (9999-12-31T23:59:59.999Z).
+const MAX_MILLIS: u64 = 253_402_300_799_999;
+
+/// Appends `t` as an RFC 3339 UTC timestamp with milliseconds.
+///
+/// Times before 1970 are written as the epoch and times after year 9999 as the last
+/// millisecond of 9999, so the output always has the fixed 24-character shape.
+pub fn write_rfc3339_millis(out: &mut String, t: SystemTime) {
+    let millis = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis().min(u128::from(MAX_MILLIS)) as u64)
+        .unwrap_or(0);
+    let secs = millis / 1000;
+    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let sod = secs % 86_400;
+    push_digits(out, year as u64, 4);
+    out.push('-');
+    push_digits(out, u64::from(month), 2);
+    out.push('-');
+    push_digits(out, u64::from(day), 2);
+    out.push('T');
+    push_digits(out, sod / 3600, 2);
+    out.push(':');
+    push_digits(out, (sod / 60) % 60, 2);
+    out.push(':');
+    push_digits(out, sod % 60, 2);
+    out.push('.');
+    push_digits(out, millis % 1000, 3);
+    out.push('Z');
+}
+
+/// Returns `t` formatted by [`write_rfc3339_millis`].
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    let mut s = String::with_capacity(24);
+    write_rfc3339_millis(&mut s, t);
+    s
+}
+
+fn push_digits(out: &mut String, mut n: u64, width: u32) {
+    let mut div = 10u64.pow(width - 1);
+    while div > 0 {
+        out.push((b'0' + (n / div) as u8) as char);
+        n %= div;
+        div /= 10;
+    }
+}
+
+/// Converts days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
+/// Howard Hinnant's `civil_from_days` algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn at(millis: u64) -> String {
+        rfc3339_millis(UNIX_EPOCH + Duration::from_millis(millis))
+    }
+
+    #[test]
+    fn known_instants() {
+        assert_eq!(at(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(at(951_782_400_000), "2000-02-29T00:00:00.000Z");
+        assert_eq!(at(1_795_432_953_456), "2026-11-23T11:22:33.456Z");
+        assert_eq!(at(1_709_251_199_999), "2024-02-29T23:59:59.999Z");
+        assert_eq!(at(4_107_542_400_000), "2100-03-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn out_of_range_times_are_clamped() {
+        assert_eq!(
+            rfc3339_millis(UNIX_EPOCH - Duration::from_secs(10)),
+            "1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339_millis(UNIX_EPOCH + Duration::from_secs(400_000_000_000)),
+            "9999-12-31T23:59:59.999Z"
+        );
+    }
+
+    #[test]
+    fn every_day_boundary_for_years_matches_a_simple_calendar() {
+        // Walk day by day from 1970 to 2105 and compare with a naive calendar.
+        let (mut y, mut m, mut d) = (1970i64, 1u32, 1u32);
+        for day in 0..49_700i64 {
+            assert_eq!(civil_from_days(day), (y, m, d), "day {day}");
+            let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+            let len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ][(m - 1) as usize];
+            d += 1;
+            if d > len {
+                d = 1;
+                m += 1;
+                if m > 12 {
+                    m = 1;
+                    y += 1;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn now_has_fixed_shape() {
+        let s = rfc3339_millis(SystemTime::now());
+        assert_eq!(s.len(), 24);
+        assert!(s.ends_with('Z'));
+        assert_eq!(&s[10..11], "T");
+    }
+}

@@ -1,0 +1,103 @@
+//! The built middleware component must stay within its declared world (`wit/world.wit`,
+//! i.e. `wasi:http/middleware@0.3.0`) plus the WASI 0.2 interfaces Rust's std links for
+//! `wasm32-wasip2`. Anything else (a Spin-only interface, an accidental extra export) would
+//! stop it from running on other WASI 0.3 hosts.
+
+use runtime_host::components::{EMBEDDED_APP, EMBEDDED_MIDDLEWARE, HANDLER};
+use std::collections::BTreeSet;
+
+/// Top-level import and export names of a component.
+fn world_of(bytes: &[u8]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut imports = BTreeSet::new();
+    let mut exports = BTreeSet::new();
+    let mut depth = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload.expect("valid component") {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) if depth > 0 => depth -= 1,
+            wasmparser::Payload::ComponentImportSection(section) if depth == 0 => {
+                for import in section {
+                    imports.insert(import.unwrap().name.0.to_owned());
+                }
+            }
+            wasmparser::Payload::ComponentExportSection(section) if depth == 0 => {
+                for export in section {
+                    exports.insert(export.unwrap().name.0.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    (imports, exports)
+}
+
+/// Interfaces the declared world imports, read from `wit/` (`include wasi:http/middleware`).
+fn declared_imports() -> BTreeSet<String> {
+    let text =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../wit/deps/http.wit"))
+            .unwrap();
+    let world = &text[text.find("world middleware").expect("middleware world")..];
+    let world = &world[..world.find('}').unwrap()];
+    world
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("import ")?.strip_suffix(';'))
+        .map(|name| {
+            if name.contains(':') {
+                name.to_owned()
+            } else {
+                format!("wasi:http/{name}@0.3.0")
+            }
+        })
+        .collect()
+}
+
+/// WASI 0.2 interfaces Rust's std (wasm32-wasip2) may import.
+fn std_wasip2(name: &str) -> bool {
+    [
+        "wasi:cli/",
+        "wasi:io/",
+        "wasi:clocks/",
+        "wasi:random/",
+        "wasi:filesystem/",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
+        && name.contains("@0.2.")
+}
+
+#[test]
+fn middleware_imports_and_exports_only_its_world() {
+    let (imports, exports) = world_of(EMBEDDED_MIDDLEWARE);
+    assert_eq!(exports, BTreeSet::from([HANDLER.to_owned()]), "exports");
+    assert!(
+        imports.contains(HANDLER),
+        "imports the next handler: {imports:?}"
+    );
+    let declared = declared_imports();
+    assert!(declared.contains(HANDLER), "{declared:?}");
+    let extra: Vec<_> = imports
+        .iter()
+        .filter(|name| !declared.contains(*name) && !std_wasip2(name))
+        .collect();
+    assert!(extra.is_empty(), "imports outside the world: {extra:?}");
+}
+
+#[test]
+fn demo_app_is_a_plain_wasi_http_service() {
+    let (imports, exports) = world_of(EMBEDDED_APP);
+    assert_eq!(exports, BTreeSet::from([HANDLER.to_owned()]));
+    assert!(
+        !imports.contains(HANDLER),
+        "the app is the end of the chain"
+    );
+}
+
+#[test]
+fn middleware_release_size_stays_under_300_kb() {
+    let size = EMBEDDED_MIDDLEWARE.len();
+    assert!(
+        size <= 300 * 1000,
+        "middleware is {size} bytes; the budget is 300 KB"
+    );
+}

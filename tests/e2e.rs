@@ -1,0 +1,426 @@
+//! End-to-end: the real middleware in front of the real demo app (or a native origin),
+//! inside runtime-host on loopback, checked at the HTTP level.
+
+mod common;
+
+use common::{Host, get, request, send};
+use std::time::Duration;
+
+const UUID_LEN: usize = 36;
+
+#[test]
+fn chain_sets_request_id_trace_context_and_security_headers() {
+    let host = Host::start(&[]);
+    let response = get(host.addr, "/anything?x=1", &[]);
+    assert_eq!(response.status, 200);
+
+    let id = response.request_id();
+    assert_eq!(id.len(), UUID_LEN, "generated id is a UUID: {id}");
+    assert_eq!(&id[14..15], "7", "UUID v7 by default: {id}");
+    assert_eq!(
+        response.header("strict-transport-security").as_deref(),
+        Some("max-age=63072000; includeSubDomains")
+    );
+    assert_eq!(
+        response.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(response.header("x-xss-protection").as_deref(), Some("0"));
+    assert!(
+        response
+            .header("content-security-policy")
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert!(
+        response
+            .header("server-timing")
+            .unwrap()
+            .starts_with("app;dur=")
+    );
+
+    // What the app received: the same id and a fresh traceparent.
+    let echo = response.json();
+    assert_eq!(echo["path"], "/anything");
+    assert_eq!(echo["headers"]["x-request-id"], id.as_str());
+    let traceparent = echo["headers"]["traceparent"].as_str().unwrap();
+    assert_eq!(traceparent.len(), 55, "{traceparent}");
+    assert!(traceparent.starts_with("00-"));
+
+    // One access-log line, with the same ids.
+    let log = host.log_line(&id);
+    assert_eq!(log["http.request.method"], "GET");
+    assert_eq!(log["url.path"], "/anything");
+    assert_eq!(log["http.response.status_code"], 200);
+    assert_eq!(log["level"], "info");
+    assert_eq!(log["trace_id"].as_str().unwrap(), &traceparent[3..35]);
+}
+
+#[test]
+fn client_ids_are_kept_when_valid_and_replaced_when_hostile() {
+    let host = Host::start(&[]);
+    let good = get(host.addr, "/", &[("x-request-id", "req-123_abc.DEF")]);
+    assert_eq!(good.request_id(), "req-123_abc.DEF");
+    assert_eq!(good.json()["headers"]["x-request-id"], "req-123_abc.DEF");
+
+    // An id that tries to forge a log field is replaced, and the log says why.
+    let hostile = r#"x","level":"debug"#;
+    let bad = get(host.addr, "/", &[("x-request-id", hostile)]);
+    let id = bad.request_id();
+    assert_ne!(id, hostile);
+    assert_eq!(id.len(), UUID_LEN);
+    let log = host.log_line(&id);
+    assert_eq!(log["level"], "info", "the forged field did not take effect");
+    assert_eq!(log["request_id.replaced"], "invalid character");
+
+    // Too long: 129 characters.
+    let long = "a".repeat(129);
+    let replaced = get(host.addr, "/", &[("x-request-id", &long)]);
+    assert_ne!(replaced.request_id(), long);
+    assert_eq!(
+        host.log_line(&replaced.request_id())["request_id.replaced"],
+        "too long"
+    );
+
+    // The alias header is accepted too.
+    let alias = get(host.addr, "/", &[("x-correlation-id", "corr-9")]);
+    assert_eq!(alias.request_id(), "corr-9");
+}
+
+#[test]
+fn traceparent_is_continued_and_tracestate_kept() {
+    let host = Host::start(&[]);
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = get(
+        host.addr,
+        "/",
+        &[
+            ("traceparent", parent),
+            ("tracestate", "vendor=abc,other=1"),
+        ],
+    );
+    let echo = response.json();
+    let forwarded = echo["headers"]["traceparent"].as_str().unwrap();
+    assert!(forwarded.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"));
+    assert!(
+        !forwarded.contains("00f067aa0ba902b7"),
+        "a new span id for this hop"
+    );
+    assert!(forwarded.ends_with("-01"));
+    assert_eq!(echo["headers"]["tracestate"], "vendor=abc,other=1");
+
+    // Invalid (uppercase): a new trace, tracestate dropped.
+    let upper = "00-4BF92F3577B34DA6A3CE929D0E0E4736-00F067AA0BA902B7-01";
+    let echo = get(
+        host.addr,
+        "/",
+        &[("traceparent", upper), ("tracestate", "v=1")],
+    )
+    .json();
+    assert!(
+        !echo["headers"]["traceparent"]
+            .as_str()
+            .unwrap()
+            .contains("4bf92f35")
+    );
+    assert!(echo["headers"].get("tracestate").is_none());
+}
+
+#[test]
+fn app_headers_are_cleaned_not_duplicated() {
+    let host = Host::start(&[]);
+    let response = get(
+        host.addr,
+        "/headers?Server=nginx&X-Powered-By=PHP%2F8&x-request-id=app-id&X-Frame-Options=SAMEORIGIN",
+        &[],
+    );
+    assert_eq!(response.status, 200);
+    assert!(
+        response.header("server").is_none(),
+        "leaky Server header removed"
+    );
+    assert!(response.header("x-powered-by").is_none());
+    // Set exactly once, by the middleware (overriding mode).
+    assert_ne!(response.request_id(), "app-id");
+    assert_eq!(response.header("x-frame-options").as_deref(), Some("DENY"));
+}
+
+#[test]
+fn metrics_follow_requests_and_pass_promtool() {
+    let host = Host::start(&["--env", "EDGE_OBS_ROUTES=/status/{code}"]);
+    for _ in 0..3 {
+        assert_eq!(get(host.addr, "/status/201", &[]).status, 201);
+    }
+    assert_eq!(get(host.addr, "/status/503", &[]).status, 503);
+    let id = get(host.addr, "/status/503", &[]).request_id();
+    host.log_line(&id);
+    // Metric events arrive when the body is done; wait for the count to settle.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = host.metrics();
+        if text.contains(r#"http_response_status_code="503""#) && text.contains("} 2\n") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_server_requests_total{")
+                && l.contains(r#"http_route="/status/{code}""#)
+                && l.contains(r#"http_response_status_code="201""#)
+        })
+        .unwrap_or_else(|| panic!("no request counter for the route:\n{text}"));
+    assert!(line.ends_with(" 3"), "{line}");
+    assert!(text.contains("http_server_request_duration_seconds_bucket{"));
+    assert!(text.contains("runtime_host_build_info{"));
+    assert!(
+        !text.contains("/status/201"),
+        "raw paths never become labels"
+    );
+    assert!(
+        !host
+            .stdout()
+            .iter()
+            .any(|l| l.contains("edge_obs.metric.v1")),
+        "metric events feed /metrics, not stdout"
+    );
+
+    if let Some(result) = promtool_check(&text) {
+        assert!(result.0, "promtool check metrics failed:\n{}", result.1);
+    }
+}
+
+/// Runs `promtool check metrics` when it is installed (the test script installs it).
+fn promtool_check(text: &str) -> Option<(bool, String)> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .ok()?;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Some((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+#[test]
+fn probes_answer() {
+    let host = Host::start(&[]);
+    assert_eq!(host.admin_get("/livez").status, 200);
+    assert_eq!(host.admin_get("/readyz").status, 200);
+    assert_eq!(host.admin_get("/healthz").status, 200);
+    assert_eq!(host.admin_get("/startupz").status, 200);
+    let verbose = host.admin_get("/readyz?verbose");
+    assert!(
+        verbose.text().contains("[+]components ok"),
+        "{}",
+        verbose.text()
+    );
+    assert_eq!(host.admin_get("/nope").status, 404);
+}
+
+#[test]
+fn upstream_mode_forwards_to_a_native_origin() {
+    let origin = common::start_origin();
+    let url = format!("http://{origin}");
+    let host = Host::start(&["--upstream", &url]);
+    let response = request(
+        host.addr,
+        "POST",
+        "/api/items?q=1",
+        &[("x-request-id", "up-1")],
+        b"hello",
+    );
+    assert_eq!(response.status, 200);
+    assert_eq!(response.request_id(), "up-1");
+    assert!(
+        response.header("server").is_none(),
+        "origin's Server header removed"
+    );
+    let echo = response.json();
+    assert_eq!(echo["origin"], true);
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/api/items?q=1");
+    assert_eq!(echo["headers"]["x-request-id"], "up-1");
+    assert_eq!(echo["body_len"], 5);
+    assert!(
+        echo["headers"]["traceparent"]
+            .as_str()
+            .unwrap()
+            .starts_with("00-")
+    );
+    let log = host.log_line("up-1");
+    assert_eq!(log["http.request.body.size"], 5);
+    let verbose = host.admin_get("/readyz?verbose").text();
+    assert!(verbose.contains("[+]upstream ok"), "{verbose}");
+}
+
+#[test]
+fn upstream_failure_is_a_502_problem_with_the_request_id() {
+    // Accepts connections (so the host starts and is ready) but answers none.
+    let origin = common::start_dropping_origin();
+    let host = Host::start(&["--upstream", &format!("http://{origin}")]);
+    let response = get(host.addr, "/x", &[("x-request-id", "fail-1")]);
+    assert_eq!(response.status, 502);
+    assert_eq!(
+        response.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    assert_eq!(response.request_id(), "fail-1");
+    let problem = response.json();
+    assert_eq!(problem["status"], 502);
+    assert_eq!(problem["request_id"], "fail-1");
+    let log = host.log_line("fail-1");
+    assert_eq!(log["level"], "error");
+    assert!(log["error.type"].is_string(), "{log}");
+    // The host keeps serving.
+    assert_eq!(get(host.addr, "/y", &[]).status, 502);
+    assert!(
+        host.metrics()
+            .contains("runtime_host_upstream_errors_total{")
+    );
+}
+
+#[test]
+fn unreachable_upstream_at_start_is_one_clear_error() {
+    let closed = common::closed_port();
+    let err = Host::try_start(&["--upstream", &format!("http://{closed}")])
+        .err()
+        .expect("refuses to start");
+    assert!(
+        err.contains("upstream") && err.contains("not reachable"),
+        "{err}"
+    );
+}
+
+#[test]
+fn guest_trap_is_a_500_and_the_host_keeps_serving() {
+    let host = Host::start(&[]);
+    let response = get(host.addr, "/trap", &[]);
+    assert_eq!(response.status, 500);
+    assert_eq!(
+        response.header("content-type").as_deref(),
+        Some("application/problem+json")
+    );
+    assert_eq!(get(host.addr, "/", &[]).status, 200);
+    let metrics = host.metrics();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("runtime_host_guest_traps_total ") && !l.ends_with(" 0")),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn endless_loop_times_out_and_others_are_unaffected() {
+    let host = Host::start(&["--request-timeout", "1s"]);
+    let started = std::time::Instant::now();
+    let response = get(host.addr, "/loop", &[]);
+    assert_eq!(response.status, 504);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(get(host.addr, "/", &[]).status, 200);
+    assert!(
+        host.metrics()
+            .lines()
+            .any(|l| l == "runtime_host_request_timeouts_total 1")
+    );
+}
+
+#[test]
+fn overload_gets_503_with_retry_after() {
+    let host = Host::start(&["--max-concurrent-requests", "1"]);
+    let addr = host.addr;
+    let slow = std::thread::spawn(move || get(addr, "/delay/1500", &[]));
+    std::thread::sleep(Duration::from_millis(500));
+    let rejected = get(host.addr, "/", &[]);
+    assert_eq!(rejected.status, 503);
+    assert_eq!(rejected.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(slow.join().unwrap().status, 200);
+    assert_eq!(get(host.addr, "/", &[]).status, 200);
+    assert!(
+        host.metrics()
+            .contains(r#"runtime_host_rejected_requests_total{reason="overload"} 1"#)
+    );
+}
+
+#[test]
+fn sigterm_drains_in_flight_requests_then_exits_zero() {
+    let mut host = Host::start(&["--shutdown-grace", "10s"]);
+    let addr = host.addr;
+    let in_flight = std::thread::spawn(move || get(addr, "/delay/1500", &[]));
+    std::thread::sleep(Duration::from_millis(400));
+    host.terminate();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        host.admin_get("/readyz").status,
+        503,
+        "readiness turns 503 at once"
+    );
+    assert_eq!(host.admin_get("/livez").status, 200);
+    assert_eq!(
+        in_flight.join().unwrap().status,
+        200,
+        "the in-flight request completes"
+    );
+    assert!(host.wait_exit(Duration::from_secs(15)).success());
+}
+
+#[test]
+fn user_mistakes_get_one_clear_error_and_a_nonzero_exit() {
+    let missing = Host::try_start(&["--app", "/nonexistent/app.wasm"])
+        .err()
+        .unwrap();
+    assert!(
+        missing.contains("cannot read /nonexistent/app.wasm"),
+        "{missing}"
+    );
+    assert!(!missing.contains("panicked"), "{missing}");
+
+    let junk = format!("{}/junk.wasm", env!("CARGO_TARGET_TMPDIR"));
+    std::fs::write(&junk, b"definitely not wasm").unwrap();
+    let not_component = Host::try_start(&["--app", &junk]).err().unwrap();
+    assert!(
+        not_component.contains("not a WebAssembly component"),
+        "{not_component}"
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let in_use = Host::try_start(&["--addr", &addr]).err().unwrap();
+    assert!(in_use.contains("cannot listen on"), "{in_use}");
+
+    let strict = Host::try_start(&["--strict-config", "--env", "EDGE_OBS_LOG_SAMPLE_RATE=lots"])
+        .err()
+        .unwrap();
+    assert!(strict.contains("EDGE_OBS_LOG_SAMPLE_RATE"), "{strict}");
+}
+
+#[test]
+fn raw_hostile_bytes_in_a_request_id_never_reach_the_app_or_the_log() {
+    let host = Host::start(&[]);
+    // obs-text bytes and a quote: valid HTTP, invalid request id.
+    let raw =
+        b"GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\nx-request-id: ab\xff\xfe\"cd\r\n\r\n";
+    let response = send(host.addr, raw);
+    assert_eq!(response.status, 200);
+    let id = response.request_id();
+    assert_eq!(id.len(), UUID_LEN);
+    let log = host.log_line(&id);
+    assert_eq!(log["request_id.replaced"], "invalid character");
+}
