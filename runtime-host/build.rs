@@ -56,7 +56,13 @@ fn build_component(workspace: &Path, target_dir: &Path, package: &str) {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "--target", "wasm32-wasip2", "--profile", "component"])
+        .args([
+            "build",
+            "--target",
+            "wasm32-wasip2",
+            "--profile",
+            "component",
+        ])
         .args(["-p", package])
         .arg("--target-dir")
         .arg(target_dir);

@@ -101,60 +101,37 @@ pub fn client_address(cfg: &ClientAddrConfig, headers: &HeaderMap) -> Option<Cli
 }
 
 /// Collects the `for=` value of each element of one `Forwarded` header value, in order. An
-/// element without `for=` contributes an empty entry so hop positions stay aligned.
+/// element without `for=` contributes an empty entry so hop positions stay aligned. `,` and
+/// `;` inside quoted strings do not separate (backslash escapes are not needed for addresses).
 fn forwarded_for_values<'a>(v: &'a [u8], out: &mut Vec<&'a [u8]>) {
-    let mut i = 0;
+    let mut start = 0;
+    let mut quoted = false;
     let mut current: Option<&'a [u8]> = None;
-    let mut element_has_content = false;
-    while i < v.len() {
-        // Parameter name.
-        while i < v.len() && matches!(v[i], b' ' | b'\t') {
-            i += 1;
+    let mut has_content = false;
+    for i in 0..=v.len() {
+        let b = v.get(i).copied();
+        if b == Some(b'"') {
+            quoted = !quoted;
         }
-        let name_start = i;
-        while i < v.len() && !matches!(v[i], b'=' | b';' | b',') {
-            i += 1;
+        let end_of_pair = b.is_none() || (!quoted && matches!(b, Some(b';' | b',')));
+        if !end_of_pair {
+            continue;
         }
-        let name = v[name_start..i].trim_ascii();
-        let mut value: &[u8] = b"";
-        if i < v.len() && v[i] == b'=' {
-            i += 1;
-            let value_start = i;
-            if i < v.len() && v[i] == b'"' {
-                // Quoted string: runs to the next unescaped quote; may contain ',' and ';'.
-                i += 1;
-                while i < v.len() && v[i] != b'"' {
-                    i += if v[i] == b'\\' { 2 } else { 1 };
-                }
-                i = (i + 1).min(v.len());
-            } else {
-                while i < v.len() && !matches!(v[i], b';' | b',') {
-                    i += 1;
-                }
+        let pair = v[start..i].trim_ascii();
+        if !pair.is_empty() {
+            has_content = true;
+            if current.is_none() && pair.len() >= 4 && pair[..4].eq_ignore_ascii_case(b"for=") {
+                current = Some(&pair[4..]);
             }
-            value = &v[value_start..i];
         }
-        if !name.is_empty() {
-            element_has_content = true;
-        }
-        if name.eq_ignore_ascii_case(b"for") && current.is_none() {
-            current = Some(value);
-        }
-        // Skip to the next separator.
-        while i < v.len() && !matches!(v[i], b';' | b',') {
-            i += 1;
-        }
-        if i < v.len() && v[i] == b',' {
-            if element_has_content {
+        if b != Some(b';') {
+            if has_content {
                 out.push(current.unwrap_or(b""));
             }
             current = None;
-            element_has_content = false;
+            has_content = false;
         }
-        i += 1;
-    }
-    if element_has_content {
-        out.push(current.unwrap_or(b""));
+        start = i + 1;
     }
 }
 
@@ -181,7 +158,10 @@ pub fn parse_node(node: &[u8]) -> Option<ClientIp> {
         let (a, port) = s.split_at(colon);
         (is_ipv4(a) && is_port(port)).then_some(a)?
     };
-    let mut ip = ClientIp { buf: [0; 45], len: 0 };
+    let mut ip = ClientIp {
+        buf: [0; 45],
+        len: 0,
+    };
     if addr.len() > ip.buf.len() {
         return None;
     }
@@ -325,11 +305,7 @@ mod tests {
             ("255.255.255.255:65535", "255.255.255.255"),
             ("\"1.2.3.4:_x\"", "1.2.3.4"),
         ] {
-            assert_eq!(
-                parse_node(raw.as_bytes()).unwrap().as_str(),
-                want,
-                "{raw}"
-            );
+            assert_eq!(parse_node(raw.as_bytes()).unwrap().as_str(), want, "{raw}");
         }
     }
 

@@ -2,13 +2,13 @@
 //!
 //! Parsing never fails: a malformed value falls back to its default and is reported as a
 //! [`ConfigIssue`], so a typo degrades one feature instead of taking the service down. Unknown
-//! `EDGE_OBS_*` names are reported too (with a "did you mean" hint), since a misspelled
+//! `EDGE_OBS_*` names are reported too, since a misspelled
 //! variable would otherwise be silently ignored. Other variables are ignored.
 //!
 //! Switches accept `on`/`off` (also `true`/`false`, `1`/`0`, `yes`/`no`); choices and switches
 //! are case-insensitive; surrounding whitespace is ignored. For list variables an invalid entry
-//! is reported and skipped while the valid entries are used; an empty value means an empty
-//! list.
+//! is reported and skipped while the valid entries are used (if none is valid, the default
+//! list is used); an empty value means an empty list.
 //!
 //! | Variable | Values | Default | Meaning |
 //! |---|---|---|---|
@@ -67,7 +67,7 @@ use crate::access_log::{
 use crate::client_addr::{ClientAddrConfig, MAX_TRUSTED_HOPS, Source};
 use crate::header_rules::{self, FORBIDDEN_TO_SET, HeaderRules};
 use crate::json;
-use crate::redact::{self, ALWAYS_REDACTED_HEADERS, Redaction};
+use crate::redact::{self, Redaction};
 use crate::request_id::{IdFormat, MAX_LEN_LIMIT, Policy, RequestIdConfig};
 use crate::route::RouteTemplate;
 use crate::security_headers::{self, BASELINE, Mode, SecurityHeaders};
@@ -200,14 +200,9 @@ impl Config {
             match KNOWN_VARIABLES.iter().position(|k| *k == name) {
                 Some(i) => env.set(i, value),
                 None => {
-                    let reason = match suggest(&name) {
-                        Some(s) => format!("unknown variable (did you mean {s}?)"),
-                        None => "unknown variable".to_owned(),
-                    };
                     // The value of an unknown variable is not shown: we cannot know whether
                     // it is a secret (e.g. a misspelled header rule with a token).
-                    env.issues
-                        .push(ConfigIssue::new(&name, json::REDACTED, reason, "ignored"));
+                    env.issue(&name, json::REDACTED, "unknown variable", "ignored");
                 }
             }
         }
@@ -231,21 +226,20 @@ pub struct ConfigIssue {
 }
 
 impl ConfigIssue {
-    fn new(
-        variable: &str,
-        value: &str,
-        reason: impl Into<String>,
-        default_used: impl Into<String>,
-    ) -> Self {
-        let mut v: String = value.chars().take(ISSUE_VALUE_MAX_CHARS).collect();
-        if value.chars().nth(ISSUE_VALUE_MAX_CHARS).is_some() {
+    fn new(variable: &str, value: &str, reason: &str, default_used: &str) -> Self {
+        let cut = value
+            .char_indices()
+            .nth(ISSUE_VALUE_MAX_CHARS)
+            .map(|(i, _)| i);
+        let mut v = value[..cut.unwrap_or(value.len())].to_owned();
+        if cut.is_some() {
             v.push_str(json::TRUNCATION_MARKER);
         }
         ConfigIssue {
             variable: variable.to_owned(),
             value: v,
-            reason: reason.into(),
-            default_used: default_used.into(),
+            reason: reason.to_owned(),
+            default_used: default_used.to_owned(),
         }
     }
 }
@@ -266,32 +260,10 @@ impl fmt::Display for ConfigIssue {
     }
 }
 
-/// The known variable closest to `name` (edit distance at most 3), for typo hints.
-fn suggest(name: &str) -> Option<&'static str> {
-    let upper = name.to_ascii_uppercase();
-    KNOWN_VARIABLES
-        .iter()
-        .map(|k| (edit_distance(upper.as_bytes(), k.as_bytes()), *k))
-        .filter(|(d, _)| *d <= 3)
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
-}
-
-fn edit_distance(a: &[u8], b: &[u8]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
-}
-
 /// Collected variable values and issues while parsing.
+///
+/// The helpers are deliberately non-generic and take static reason texts: configuration is
+/// parsed once, so what matters is the code size of the component, not speed.
 #[derive(Default)]
 struct Env {
     values: Vec<(usize, String)>,
@@ -299,6 +271,9 @@ struct Env {
 }
 
 const SWITCH_REASON: &str = "expected on or off";
+const ENTRY_IGNORED: &str = "entry ignored";
+/// Accepted switch words: the first four mean off, the others on.
+const SWITCH_WORDS: [&str; 8] = ["off", "false", "0", "no", "on", "true", "1", "yes"];
 
 impl Env {
     fn set(&mut self, index: usize, value: String) {
@@ -307,34 +282,29 @@ impl Env {
         self.values.push((index, value));
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    /// Takes the value of a variable (each is read once).
+    fn take(&mut self, name: &str) -> Option<String> {
         let index = KNOWN_VARIABLES.iter().position(|k| *k == name)?;
-        self.values
-            .iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, v)| v.as_str())
+        let at = self.values.iter().position(|(i, _)| *i == index)?;
+        Some(self.values.swap_remove(at).1)
     }
 
-    fn issue(
-        &mut self,
-        name: &str,
-        value: &str,
-        reason: impl Into<String>,
-        default_used: impl Into<String>,
-    ) {
+    fn issue(&mut self, name: &str, value: &str, reason: &str, default_used: &str) {
         self.issues
             .push(ConfigIssue::new(name, value, reason, default_used));
     }
 
     fn switch(&mut self, name: &str, default: bool) -> bool {
-        let Some(raw) = self.get(name) else {
+        let Some(raw) = self.take(name) else {
             return default;
         };
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "on" | "true" | "1" | "yes" => true,
-            "off" | "false" | "0" | "no" => false,
-            _ => {
-                let raw = raw.to_owned();
+        let word = header_rules::trim(&raw);
+        match SWITCH_WORDS
+            .iter()
+            .position(|w| w.eq_ignore_ascii_case(word))
+        {
+            Some(i) => i >= 4,
+            None => {
                 self.issue(
                     name,
                     &raw,
@@ -346,48 +316,58 @@ impl Env {
         }
     }
 
-    /// One of `options` (case-insensitive); `options[0]` is the default.
-    fn choice<T: Copy>(&mut self, name: &str, options: &[(&str, T)]) -> T {
-        let Some(raw) = self.get(name) else {
-            return options[0].1;
+    /// Index of the value in `options` (case-insensitive); `options[0]` is the default.
+    fn choice(&mut self, name: &str, options: &[&str], reason: &str) -> usize {
+        let Some(raw) = self.take(name) else {
+            return 0;
         };
-        let wanted = raw.trim();
-        if let Some((_, v)) = options.iter().find(|(n, _)| n.eq_ignore_ascii_case(wanted)) {
-            return *v;
+        let wanted = header_rules::trim(&raw);
+        match options.iter().position(|o| o.eq_ignore_ascii_case(wanted)) {
+            Some(i) => i,
+            None => {
+                self.issue(name, &raw, reason, options[0]);
+                0
+            }
         }
-        let names: Vec<&str> = options.iter().map(|(n, _)| *n).collect();
-        let raw = raw.to_owned();
-        self.issue(
-            name,
-            &raw,
-            format!("expected one of: {}", names.join(", ")),
-            options[0].0,
-        );
-        options[0].1
     }
 
-    fn number(&mut self, name: &str, min: u64, max: u64, default: u64) -> u64 {
-        let Some(raw) = self.get(name) else {
+    /// An integer in `min..=max`; `reason` and `default_text` describe range and default.
+    fn number(
+        &mut self,
+        name: &str,
+        range: (u64, u64),
+        default: u64,
+        reason: &str,
+        default_text: &str,
+    ) -> u64 {
+        let Some(raw) = self.take(name) else {
             return default;
         };
-        match raw.trim().parse::<u64>() {
-            Ok(n) if (min..=max).contains(&n) => n,
+        match header_rules::trim(&raw).parse::<u64>() {
+            Ok(n) if (range.0..=range.1).contains(&n) => n,
             _ => {
-                let raw = raw.to_owned();
-                self.issue(
-                    name,
-                    &raw,
-                    format!("expected an integer from {min} to {max}"),
-                    default.to_string(),
-                );
+                self.issue(name, &raw, reason, default_text);
                 default
             }
         }
     }
 
-    /// The raw list text (value or default), owned so entries can be reported while parsing.
-    fn list_text(&self, name: &str, default: &str) -> String {
-        self.get(name).unwrap_or(default).to_owned()
+    /// After parsing a list: when entries were given but none was valid (issues since
+    /// `first_issue`), the default list is used instead of an empty one, so a typo cannot, for
+    /// example, switch query redaction off. Returns whether to use the default.
+    fn all_invalid(&mut self, first_issue: usize, parsed: usize, default: &str) -> bool {
+        let fall_back = parsed == 0 && self.issues.len() > first_issue && !default.is_empty();
+        if fall_back {
+            for issue in &mut self.issues[first_issue..] {
+                issue.default_used = default.to_owned();
+            }
+        }
+        fall_back
+    }
+
+    /// The raw list text: the value, or `default` when unset.
+    fn list_text(&mut self, name: &str, default: &str) -> String {
+        self.take(name).unwrap_or_else(|| default.to_owned())
     }
 
     /// A comma list of header names; invalid or `reserved` names are reported and skipped.
@@ -397,31 +377,36 @@ impl Env {
         default: &str,
         reserved: &dyn Fn(&HeaderName) -> Option<&'static str>,
     ) -> Vec<HeaderName> {
-        let text = self.list_text(name, default);
-        let mut out: Vec<HeaderName> = Vec::new();
-        for entry in header_rules::split_list(&text) {
-            match header_rules::parse_name(entry) {
-                None => self.issue(name, entry, "invalid header name", "entry ignored"),
-                Some(h) => match reserved(&h) {
-                    Some(why) => self.issue(name, entry, why, "entry ignored"),
-                    None if out.contains(&h) => {}
-                    None => out.push(h),
-                },
+        let mut text = self.list_text(name, default);
+        loop {
+            let first_issue = self.issues.len();
+            let mut out: Vec<HeaderName> = Vec::new();
+            for entry in header_rules::split_list(&text) {
+                match header_rules::parse_name(entry) {
+                    None => self.issue(name, entry, "invalid header name", ENTRY_IGNORED),
+                    Some(h) => match reserved(&h) {
+                        Some(why) => self.issue(name, entry, why, ENTRY_IGNORED),
+                        None if out.contains(&h) => {}
+                        None => out.push(h),
+                    },
+                }
             }
+            if !self.all_invalid(first_issue, out.len(), default) {
+                return out;
+            }
+            // The default parses without issues, so this runs at most twice.
+            text = default.to_owned();
         }
-        out
     }
 
     fn build(&mut self) -> Config {
         let enabled = self.switch("EDGE_OBS_ENABLED", true);
         let service_name = self.service_name();
-        let body_size_mode = self.choice(
+        let body_size_mode = [BodySizeMode::Count, BodySizeMode::ContentLength][self.choice(
             "EDGE_OBS_BODY_SIZE",
-            &[
-                ("count", BodySizeMode::Count),
-                ("content-length", BodySizeMode::ContentLength),
-            ],
-        );
+            &["count", "content-length"],
+            "expected one of: count, content-length",
+        )];
         let redaction = self.redaction();
         let request_id = self.request_id(&redaction);
         let trace_context = self.switch("EDGE_OBS_TRACE_CONTEXT", true);
@@ -432,31 +417,46 @@ impl Env {
             &|_| None,
         );
         let server_timing = self.switch("EDGE_OBS_SERVER_TIMING", true);
-        let id_header = request_id.header.clone();
-        let request_managed = move |h: &HeaderName| -> Option<&'static str> {
-            (*h == id_header || *h == TRACEPARENT || *h == TRACESTATE)
+        let id_header = &request_id.header;
+        let request_managed = |h: &HeaderName| -> Option<&'static str> {
+            (h == id_header || *h == TRACEPARENT || *h == TRACESTATE)
                 .then_some("managed by the middleware (request id / trace context)")
         };
-        let request_rules = self.rules("REQUEST", &request_managed);
-        let id_header = request_id.header.clone();
-        let response_managed = move |h: &HeaderName| -> Option<&'static str> {
-            (*h == id_header).then_some("managed by the middleware (request id)")
+        let request_rules = self.rules(
+            [
+                "EDGE_OBS_REQUEST_SET_HEADERS",
+                "EDGE_OBS_REQUEST_APPEND_HEADERS",
+                "EDGE_OBS_REQUEST_REMOVE_HEADERS",
+            ],
+            &request_managed,
+        );
+        let response_managed = |h: &HeaderName| -> Option<&'static str> {
+            (h == id_header).then_some("managed by the middleware (request id)")
         };
-        let response_rules = self.rules("RESPONSE", &response_managed);
+        let response_rules = self.rules(
+            [
+                "EDGE_OBS_RESPONSE_SET_HEADERS",
+                "EDGE_OBS_RESPONSE_APPEND_HEADERS",
+                "EDGE_OBS_RESPONSE_REMOVE_HEADERS",
+            ],
+            &response_managed,
+        );
         let log = self.log();
         let metrics = self.switch("EDGE_OBS_METRICS", true);
         let routes = self.routes();
         let client_addr = ClientAddrConfig {
-            trusted_hops: self.number("EDGE_OBS_TRUSTED_PROXY_HOPS", 0, MAX_TRUSTED_HOPS as u64, 0)
-                as usize,
-            source: self.choice(
+            trusted_hops: self.number(
+                "EDGE_OBS_TRUSTED_PROXY_HOPS",
+                (0, MAX_TRUSTED_HOPS as u64),
+                0,
+                "expected an integer from 0 to 32",
+                "0",
+            ) as usize,
+            source: [Source::Auto, Source::Forwarded, Source::XForwardedFor][self.choice(
                 "EDGE_OBS_CLIENT_ADDRESS_HEADER",
-                &[
-                    ("auto", Source::Auto),
-                    ("forwarded", Source::Forwarded),
-                    ("x-forwarded-for", Source::XForwardedFor),
-                ],
-            ),
+                &["auto", "forwarded", "x-forwarded-for"],
+                "expected one of: auto, forwarded, x-forwarded-for",
+            )],
         };
         Config {
             enabled,
@@ -479,11 +479,11 @@ impl Env {
 
     fn service_name(&mut self) -> Option<String> {
         const NAME: &str = "EDGE_OBS_SERVICE_NAME";
-        let raw = self.get(NAME)?.to_owned();
-        let v = raw.trim();
+        let raw = self.take(NAME)?;
+        let v = header_rules::trim(&raw);
         let reason = if v.is_empty() {
             "empty value"
-        } else if v.chars().count() > SERVICE_NAME_MAX_CHARS {
+        } else if v.char_indices().nth(SERVICE_NAME_MAX_CHARS).is_some() {
             "longer than 128 characters"
         } else if v.chars().any(char::is_control) {
             "control characters are not allowed"
@@ -497,79 +497,78 @@ impl Env {
     fn redaction(&mut self) -> Redaction {
         let headers = self.header_names("EDGE_OBS_REDACT_HEADERS", "", &|_| None);
         const NAME: &str = "EDGE_OBS_REDACT_QUERY_PARAMS";
-        let text = self.list_text(NAME, redact::DEFAULT_QUERY_PARAMS);
-        let mut query_params: Vec<String> = Vec::new();
-        for entry in header_rules::split_list(&text) {
-            if entry
-                .bytes()
-                .any(|b| matches!(b, b'&' | b'=' | b';' | b'#' | b'?') || !b.is_ascii_graphic())
-            {
-                self.issue(NAME, entry, "invalid parameter name", "entry ignored");
-            } else {
-                let lower = entry.to_ascii_lowercase();
-                if !query_params.contains(&lower) {
-                    query_params.push(lower);
+        let mut text = self.list_text(NAME, redact::DEFAULT_QUERY_PARAMS);
+        loop {
+            let first_issue = self.issues.len();
+            let mut query_params: Vec<String> = Vec::new();
+            for entry in header_rules::split_list(&text) {
+                if entry
+                    .bytes()
+                    .any(|b| matches!(b, b'&' | b'=' | b';' | b'#' | b'?') || !b.is_ascii_graphic())
+                {
+                    self.issue(NAME, entry, "invalid parameter name", ENTRY_IGNORED);
+                } else {
+                    let lower = entry.to_ascii_lowercase();
+                    if !query_params.contains(&lower) {
+                        query_params.push(lower);
+                    }
                 }
             }
-        }
-        Redaction {
-            headers,
-            query_params,
+            if !self.all_invalid(
+                first_issue,
+                query_params.len(),
+                redact::DEFAULT_QUERY_PARAMS,
+            ) {
+                return Redaction {
+                    headers,
+                    query_params,
+                };
+            }
+            text = redact::DEFAULT_QUERY_PARAMS.to_owned();
         }
     }
 
     fn request_id(&mut self, redaction: &Redaction) -> RequestIdConfig {
-        let defaults = RequestIdConfig::default();
         // Reading a secret header as request id would copy credentials into logs and to other
         // services; trace and framing headers have their own meaning.
         let reserved = |h: &HeaderName| -> Option<&'static str> {
-            let n = h.as_str();
             (redaction.is_secret_header(h)
                 || *h == TRACEPARENT
                 || *h == TRACESTATE
-                || FORBIDDEN_TO_SET.contains(&n)
-                || ALWAYS_REDACTED_HEADERS.contains(&n))
+                || FORBIDDEN_TO_SET.contains(&h.as_str()))
             .then_some("reserved header (secret, trace context or framing)")
         };
         const HEADER: &str = "EDGE_OBS_REQUEST_ID_HEADER";
-        let header = match self.get(HEADER).map(str::to_owned) {
-            None => defaults.header.clone(),
-            Some(raw) => match header_rules::parse_name(&raw) {
-                None => {
-                    self.issue(
-                        HEADER,
-                        &raw,
-                        "invalid header name",
-                        defaults.header.as_str(),
-                    );
-                    defaults.header.clone()
-                }
+        let mut header = HeaderName::from_static("x-request-id");
+        if let Some(raw) = self.take(HEADER) {
+            match header_rules::parse_name(&raw) {
+                None => self.issue(HEADER, &raw, "invalid header name", "x-request-id"),
                 Some(h) => match reserved(&h) {
-                    Some(why) => {
-                        self.issue(HEADER, &raw, why, defaults.header.as_str());
-                        defaults.header.clone()
-                    }
-                    None => h,
+                    Some(why) => self.issue(HEADER, &raw, why, "x-request-id"),
+                    None => header = h,
                 },
-            },
-        };
+            }
+        }
         let mut aliases =
             self.header_names("EDGE_OBS_REQUEST_ID_ALIASES", "x-correlation-id", &reserved);
         aliases.retain(|a| *a != header);
         let max_len = self.number(
             "EDGE_OBS_REQUEST_ID_MAX_LEN",
-            1,
-            MAX_LEN_LIMIT as u64,
-            defaults.max_len as u64,
+            (1, MAX_LEN_LIMIT as u64),
+            128,
+            "expected an integer from 1 to 1024",
+            "128",
         ) as usize;
-        let policy = self.choice(
+        let policy = [Policy::Accept, Policy::Reject][self.choice(
             "EDGE_OBS_REQUEST_ID_POLICY",
-            &[("accept", Policy::Accept), ("reject", Policy::Reject)],
-        );
-        let format = self.choice(
+            &["accept", "reject"],
+            "expected one of: accept, reject",
+        )];
+        let format = [IdFormat::UuidV7, IdFormat::UuidV4][self.choice(
             "EDGE_OBS_REQUEST_ID_FORMAT",
-            &[("uuid-v7", IdFormat::UuidV7), ("uuid-v4", IdFormat::UuidV4)],
-        );
+            &["uuid-v7", "uuid-v4"],
+            "expected one of: uuid-v7, uuid-v4",
+        )];
         RequestIdConfig {
             header,
             aliases,
@@ -581,37 +580,30 @@ impl Env {
 
     fn security(&mut self) -> SecurityHeaders {
         let enabled = self.switch("EDGE_OBS_SECURITY_HEADERS", true);
-        let mode = self.choice(
+        let mode = [Mode::Override, Mode::IfAbsent][self.choice(
             "EDGE_OBS_SECURITY_HEADERS_MODE",
-            &[("override", Mode::Override), ("if-absent", Mode::IfAbsent)],
-        );
+            &["override", "if-absent"],
+            "expected one of: override, if-absent",
+        )];
         let mut headers = Vec::with_capacity(BASELINE.len());
-        for b in BASELINE {
-            let default = http::HeaderValue::from_static(b.default);
-            let value = match self.get(b.variable).map(str::to_owned) {
-                None => Some(default),
-                Some(raw) => {
-                    let v = raw.trim();
-                    if v.eq_ignore_ascii_case("off") {
-                        None
-                    } else {
-                        match http::HeaderValue::from_str(v) {
-                            Ok(hv) if !v.is_empty() => Some(hv),
-                            _ => {
-                                self.issue(
-                                    b.variable,
-                                    &raw,
-                                    "expected a non-empty header value without control characters, or off",
-                                    b.default,
-                                );
-                                Some(default)
-                            }
-                        }
-                    }
+        for b in &BASELINE {
+            let raw = self.take(b.variable);
+            let value = match raw.as_deref().map(header_rules::trim) {
+                None => b.default,
+                Some(v) if v.eq_ignore_ascii_case("off") => continue,
+                Some(v) if !v.is_empty() && http::HeaderValue::from_str(v).is_ok() => v,
+                Some(_) => {
+                    self.issue(
+                        b.variable,
+                        raw.as_deref().unwrap_or(""),
+                        "expected a non-empty header value without control characters, or off",
+                        b.default,
+                    );
+                    b.default
                 }
             };
-            if let Some(v) = value {
-                headers.push((HeaderName::from_static(b.name), v));
+            if let Ok(v) = http::HeaderValue::from_str(value) {
+                headers.push((b.name.clone(), v));
             }
         }
         SecurityHeaders {
@@ -621,75 +613,90 @@ impl Env {
         }
     }
 
+    /// Set, append and remove rules from the three variables `names`.
     fn rules(
         &mut self,
-        direction: &str,
+        names: [&str; 3],
         managed: &dyn Fn(&HeaderName) -> Option<&'static str>,
     ) -> HeaderRules {
         let mut rules = HeaderRules::default();
-        for (kind, target) in [("SET", 0), ("APPEND", 1)] {
-            let name = format!("EDGE_OBS_{direction}_{kind}_HEADERS");
-            let text = self.list_text(&name, "");
+        for (kind, name) in names[..2].iter().enumerate() {
+            let text = self.list_text(name, "");
             for entry in header_rules::split_entries(&text) {
                 let shown = header_rules::entry_for_display(entry);
                 match header_rules::parse_entry(entry) {
-                    Err(e) => self.issue(&name, &shown, e.as_str(), "entry ignored"),
+                    Err(e) => self.issue(name, &shown, e.as_str(), ENTRY_IGNORED),
                     Ok((h, v)) => match managed(&h) {
-                        Some(why) => self.issue(&name, &shown, why, "entry ignored"),
-                        None if target == 0 => rules.set.push((h, v)),
+                        Some(why) => self.issue(name, &shown, why, ENTRY_IGNORED),
+                        None if kind == 0 => rules.set.push((h, v)),
                         None => rules.append.push((h, v)),
                     },
                 }
             }
         }
-        let name = format!("EDGE_OBS_{direction}_REMOVE_HEADERS");
-        rules.remove = self.header_names(&name, "", managed);
+        rules.remove = self.header_names(names[2], "", managed);
         rules
     }
 
     fn log(&mut self) -> LogConfig {
-        let d = LogConfig::default();
         let enabled = self.switch("EDGE_OBS_LOG", true);
-        let format = self.choice(
+        let format = [LogFormat::Json, LogFormat::Pretty][self.choice(
             "EDGE_OBS_LOG_FORMAT",
-            &[("json", LogFormat::Json), ("pretty", LogFormat::Pretty)],
-        );
-        let level = self.choice(
+            &["json", "pretty"],
+            "expected one of: json, pretty",
+        )];
+        let level = [
+            Level::Info,
+            Level::Debug,
+            Level::Warn,
+            Level::Error,
+            Level::Warn,
+        ][self.choice(
             "EDGE_OBS_LOG_LEVEL",
-            &[
-                ("info", Level::Info),
-                ("debug", Level::Debug),
-                ("warn", Level::Warn),
-                ("error", Level::Error),
-                ("warning", Level::Warn),
-            ],
-        );
+            &["info", "debug", "warn", "error", "warning"],
+            "expected one of: debug, info, warn, error",
+        )];
         let sample_rate_ppm = self.sample_rate();
-        let slow_ms = self.number("EDGE_OBS_LOG_SLOW_MS", 0, 3_600_000, d.slow_ms);
+        let slow_ms = self.number(
+            "EDGE_OBS_LOG_SLOW_MS",
+            (0, 3_600_000),
+            1000,
+            "expected an integer from 0 to 3600000",
+            "1000",
+        );
         const SKIP: &str = "EDGE_OBS_LOG_SKIP_PATHS";
-        let text = self.list_text(SKIP, "/livez,/readyz,/healthz,/startupz");
-        let mut skip_paths = Vec::new();
-        for entry in header_rules::split_list(&text) {
-            if entry.starts_with('/')
-                && entry.bytes().all(|b| b.is_ascii_graphic())
-                && !entry.contains('?')
-            {
-                skip_paths.push(entry.to_owned());
-            } else {
-                self.issue(
-                    SKIP,
-                    entry,
-                    "expected a path starting with '/' (no query, no spaces)",
-                    "entry ignored",
-                );
+        const SKIP_DEFAULT: &str = "/livez,/readyz,/healthz,/startupz";
+        let mut text = self.list_text(SKIP, SKIP_DEFAULT);
+        let skip_paths = loop {
+            let first_issue = self.issues.len();
+            let mut skip_paths = Vec::new();
+            for entry in header_rules::split_list(&text) {
+                if entry.starts_with('/')
+                    && entry.bytes().all(|b| b.is_ascii_graphic())
+                    && !entry.contains('?')
+                {
+                    skip_paths.push(entry.to_owned());
+                } else {
+                    self.issue(
+                        SKIP,
+                        entry,
+                        "expected a path starting with '/' (no query, no spaces)",
+                        ENTRY_IGNORED,
+                    );
+                }
             }
-        }
+            if !self.all_invalid(first_issue, skip_paths.len(), SKIP_DEFAULT) {
+                break skip_paths;
+            }
+            text = SKIP_DEFAULT.to_owned();
+        };
         let start_line = self.switch("EDGE_OBS_LOG_START", false);
         let user_agent_max = self.number(
             "EDGE_OBS_LOG_USER_AGENT_MAX",
-            0,
-            USER_AGENT_MAX_LIMIT as u64,
-            d.user_agent_max as u64,
+            (0, USER_AGENT_MAX_LIMIT as u64),
+            256,
+            "expected an integer from 0 to 1024",
+            "256",
         ) as usize;
         let request_headers = self.logged_headers("EDGE_OBS_LOG_REQUEST_HEADERS");
         let response_headers = self.logged_headers("EDGE_OBS_LOG_RESPONSE_HEADERS");
@@ -709,37 +716,31 @@ impl Env {
 
     fn logged_headers(&mut self, name: &str) -> Vec<HeaderName> {
         let mut list = self.header_names(name, "", &|_| None);
-        if list.len() > MAX_LOGGED_HEADERS {
-            for extra in list.drain(MAX_LOGGED_HEADERS..).collect::<Vec<_>>() {
-                self.issue(
-                    name,
-                    extra.as_str(),
-                    "at most 16 headers are logged per direction",
-                    "entry ignored",
-                );
-            }
+        for extra in list.split_off(list.len().min(MAX_LOGGED_HEADERS)) {
+            self.issue(
+                name,
+                extra.as_str(),
+                "at most 16 headers are logged per direction",
+                ENTRY_IGNORED,
+            );
         }
         list
     }
 
     fn sample_rate(&mut self) -> u32 {
         const NAME: &str = "EDGE_OBS_LOG_SAMPLE_RATE";
-        let Some(raw) = self.get(NAME) else {
+        let Some(raw) = self.take(NAME) else {
             return 1_000_000;
         };
-        match parse_rate(raw) {
-            Some(ppm) => ppm,
-            None => {
-                let raw = raw.to_owned();
-                self.issue(
-                    NAME,
-                    &raw,
-                    "expected a decimal number from 0.0 to 1.0",
-                    "1.0",
-                );
-                1_000_000
-            }
-        }
+        parse_rate(&raw).unwrap_or_else(|| {
+            self.issue(
+                NAME,
+                &raw,
+                "expected a decimal number from 0.0 to 1.0",
+                "1.0",
+            );
+            1_000_000
+        })
     }
 
     fn routes(&mut self) -> Vec<RouteTemplate> {
@@ -749,7 +750,7 @@ impl Env {
         for entry in header_rules::split_list(&text) {
             match RouteTemplate::parse(entry) {
                 Ok(r) => routes.push(r),
-                Err(e) => self.issue(NAME, entry, e.as_str(), "entry ignored"),
+                Err(e) => self.issue(NAME, entry, e.as_str(), ENTRY_IGNORED),
             }
         }
         routes
@@ -758,29 +759,26 @@ impl Env {
 
 /// Parses a rate from 0 to 1 written as a plain decimal (`1`, `0.25`, `.5`), into millionths.
 /// Written by hand because float parsing would add code size for one setting; digits after
-/// the sixth decimal are ignored.
+/// the sixth decimal are ignored (but `1.0000001` is still over 1).
 pub fn parse_rate(s: &str) -> Option<u32> {
-    let s = s.trim();
+    let s = header_rules::trim(s);
     let (whole, frac) = s.split_once('.').unwrap_or((s, ""));
-    if (whole.is_empty() && frac.is_empty())
-        || !whole.bytes().all(|b| b.is_ascii_digit())
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
-        return None;
-    }
-    let whole_value: u64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
+    let one = match whole {
+        "1" => true,
+        "0" => false,
+        "" if !frac.is_empty() => false,
+        _ => return None,
     };
-    let mut ppm: u64 = 0;
-    for (i, b) in frac.bytes().take(6).enumerate() {
-        ppm += u64::from(b - b'0') * 10u64.pow(5 - i as u32);
+    let mut ppm: u32 = 0;
+    for (i, b) in frac.bytes().enumerate() {
+        if !b.is_ascii_digit() || (one && b != b'0') {
+            return None;
+        }
+        if i < 6 {
+            ppm += u32::from(b - b'0') * 10u32.pow(5 - i as u32);
+        }
     }
-    let total = whole_value.checked_mul(1_000_000)?.checked_add(ppm)?;
-    // 1.0000001 is over 1 even though the seventh digit is otherwise ignored.
-    let beyond = frac.bytes().skip(6).any(|b| b != b'0');
-    (total < 1_000_000 || (total == 1_000_000 && !beyond)).then_some(total as u32)
+    Some(if one { 1_000_000 } else { ppm })
 }
 
 #[cfg(test)]
@@ -1109,7 +1107,7 @@ mod tests {
 
     #[test]
     fn malformed_security_overrides() {
-        for b in BASELINE {
+        for b in &BASELINE {
             for bad in ["", "a\u{1}b", "x\ny"] {
                 let (c, issue) = one_issue(b.variable, bad);
                 assert_eq!(issue.default_used, b.default);
@@ -1117,7 +1115,7 @@ mod tests {
                     .security
                     .headers
                     .iter()
-                    .find(|(n, _)| n == b.name)
+                    .find(|(n, _)| *n == b.name)
                     .unwrap();
                 assert_eq!(v, b.default);
             }
@@ -1141,6 +1139,27 @@ mod tests {
         }
         let (c, _) = one_issue("EDGE_OBS_LOG_REQUEST_HEADERS", "accept,{bad}");
         assert_eq!(c.log.request_headers, ["accept"]);
+    }
+
+    #[test]
+    fn lists_with_only_invalid_entries_fall_back_to_the_default() {
+        let (c, issues) = parse(&[("EDGE_OBS_REDACT_QUERY_PARAMS", "tökén, a=b")]);
+        assert_eq!(
+            c.redaction.query_params.len(),
+            20,
+            "a typo must not disable redaction"
+        );
+        assert_eq!(issues.len(), 2);
+        assert_eq!(issues[0].default_used, redact::DEFAULT_QUERY_PARAMS);
+        let (c, _) = parse(&[("EDGE_OBS_LOG_SKIP_PATHS", "healthz")]);
+        assert_eq!(c.log.skip_paths.len(), 4);
+        let (c, _) = parse(&[("EDGE_OBS_REMOVE_RESPONSE_HEADERS", "bad name")]);
+        assert_eq!(c.remove_response_headers.len(), 4);
+        let (c, _) = parse(&[("EDGE_OBS_REQUEST_ID_ALIASES", "authorization")]);
+        assert_eq!(c.request_id.aliases, ["x-correlation-id"]);
+        // An explicitly empty value is an empty list.
+        let (c, issues) = parse(&[("EDGE_OBS_REDACT_QUERY_PARAMS", "")]);
+        assert!(c.redaction.query_params.is_empty() && issues.is_empty());
     }
 
     #[test]
@@ -1218,7 +1237,7 @@ mod tests {
     }
 
     #[test]
-    fn unknown_variables_are_reported_with_hints() {
+    fn unknown_variables_are_reported() {
         let (_, issues) = parse(&[
             ("EDGE_OBS_LOG_LEVL", "debug"),
             ("EDGE_OBS_WHATEVER_THIS_IS", "token-abc"),
@@ -1226,17 +1245,14 @@ mod tests {
             ("NOT_EDGE_OBS_LOG", "x"),
         ]);
         assert_eq!(issues.len(), 3, "{issues:?}");
-        assert_eq!(
-            issues[0].reason,
-            "unknown variable (did you mean EDGE_OBS_LOG_LEVEL?)"
-        );
-        assert_eq!(issues[1].reason, "unknown variable");
-        assert_eq!(
-            issues[2].reason,
-            "unknown variable (did you mean EDGE_OBS_LOG?)"
-        );
+        assert_eq!(issues[0].variable, "EDGE_OBS_LOG_LEVL");
+        assert_eq!(issues[2].variable, "edge_obs_log");
         for i in &issues {
-            assert_eq!(i.value, "[REDACTED]");
+            assert_eq!(i.reason, "unknown variable");
+            assert_eq!(
+                i.value, "[REDACTED]",
+                "values of unknown variables may be secrets"
+            );
             assert_eq!(i.default_used, "ignored");
         }
     }
@@ -1269,6 +1285,26 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_reports_a_malformed_value() {
+        // A control character is invalid in every kind of value: switch, choice, number,
+        // rate, name, header name, header value, rule entry, path, route, parameter name.
+        let bad = "bad\u{1}value";
+        for var in KNOWN_VARIABLES {
+            let (c, issues) = parse(&[(var, bad)]);
+            assert_eq!(issues.len(), 1, "{var}: {issues:?}");
+            assert_eq!(issues[0].variable, *var);
+            assert!(
+                issues[0].value == bad || issues[0].value == "[REDACTED]",
+                "{var}"
+            );
+            assert!(!issues[0].reason.is_empty() && !issues[0].default_used.is_empty());
+            // The configuration falls back to what it would be without the variable.
+            let (d, _) = parse(&[]);
+            assert_eq!(format!("{c:?}"), format!("{d:?}"), "{var}");
+        }
+    }
+
+    #[test]
     fn every_variable_is_documented_in_the_table() {
         let src = include_str!("config.rs");
         let table: Vec<&str> = src
@@ -1282,15 +1318,8 @@ mod tests {
                 "{v}"
             );
         }
-        for b in BASELINE {
+        for b in &BASELINE {
             assert!(KNOWN_VARIABLES.contains(&b.variable));
         }
-    }
-
-    #[test]
-    fn edit_distances() {
-        assert_eq!(edit_distance(b"kitten", b"sitting"), 3);
-        assert_eq!(edit_distance(b"", b"abc"), 3);
-        assert_eq!(edit_distance(b"same", b"same"), 0);
     }
 }

@@ -9,7 +9,6 @@
 //! The glue owns all I/O; this module only transforms headers and produces text, so it is
 //! plain Rust and unit-tested natively.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -138,8 +137,8 @@ pub struct Exchange {
     replaced: Option<Replaced>,
     trace: Option<TraceIds>,
     method: Method,
-    scheme: Cow<'static, str>,
-    authority: Option<Box<str>>,
+    scheme: String,
+    authority: Option<String>,
     /// Path and query, cut to [`MAX_TARGET_BYTES`].
     target: String,
     route: Option<usize>,
@@ -273,8 +272,8 @@ impl Middleware {
             replaced: resolved.replaced,
             trace,
             method: req.method.clone(),
-            scheme: scheme_of(req.scheme),
-            authority: req.authority.map(|a| Box::from(cut(a, 1024))),
+            scheme: cut(req.scheme.unwrap_or("http"), 64).to_owned(),
+            authority: req.authority.map(|a| cut(a, 1024).to_owned()),
             target: cut(req.path_with_query, MAX_TARGET_BYTES).to_owned(),
             route,
             skip_path,
@@ -305,7 +304,8 @@ impl Exchange {
             return None;
         }
         let query = self.query();
-        let mut r = self.record(Level::Debug, EVENT_START, self.started_at, &query);
+        let started_at = timestamp::rfc3339(self.started_at);
+        let mut r = self.record(Level::Debug, EVENT_START, started_at.as_str(), &query);
         r.headers = &self.logged_headers[..self.request_headers];
         let mut out = String::with_capacity(512);
         write_record(cfg.log.format, &r, &mut out);
@@ -368,7 +368,8 @@ impl Exchange {
         if !cfg.enabled {
             return out;
         }
-        let ended_at = self.started_at + elapsed;
+        // One formatted end time for both lines.
+        let ended_at = timestamp::rfc3339(self.started_at + elapsed);
         let error = self.failure.or(end.error);
         let status = self.status.map(|s| s.as_u16());
         let failed = error.is_some() || status.is_none();
@@ -396,7 +397,7 @@ impl Exchange {
         if log {
             out.reserve(1024);
             let query = self.query();
-            let mut r = self.record(level, EVENT_REQUEST, ended_at, &query);
+            let mut r = self.record(level, EVENT_REQUEST, ended_at.as_str(), &query);
             r.status = status;
             r.duration = Some(elapsed);
             r.request_body_size = request_body_size;
@@ -407,7 +408,7 @@ impl Exchange {
         if cfg.metrics {
             out.reserve(320);
             let ev = MetricEvent {
-                time: ended_at,
+                time: ended_at.as_str(),
                 duration: elapsed,
                 request_body_bytes: request_body_size,
                 response_body_bytes: response_body_size,
@@ -451,7 +452,7 @@ impl Exchange {
         &'a self,
         level: Level,
         event: &'static str,
-        at: SystemTime,
+        at: &'a str,
         query: &Option<&'a str>,
     ) -> Record<'a> {
         let cfg = &*self.config;
@@ -493,10 +494,10 @@ impl Exchange {
         // insert() replaces whatever the app set: exactly one request id on the response.
         headers.insert(cfg.request_id.header.clone(), self.request_id_value.clone());
         if cfg.server_timing {
-            let mut v = String::with_capacity(24);
-            v.push_str("app;dur=");
-            json::push_duration_ms(&mut v, app_time);
-            if let Ok(v) = HeaderValue::from_str(&v) {
+            let mut v = json::Small::default();
+            v.push_bytes(b"app;dur=");
+            v.push_bytes(json::duration_ms(app_time).as_str().as_bytes());
+            if let Ok(v) = HeaderValue::from_str(v.as_str()) {
                 headers.append(SERVER_TIMING, v);
             }
         }
@@ -561,11 +562,14 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
     if values.next().is_some() {
         return None;
     }
-    let s = v.to_str().ok()?.trim();
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+    let digits = v.as_bytes().trim_ascii();
+    if digits.is_empty() || digits.len() > 19 {
         return None;
     }
-    s.parse().ok()
+    // At most 19 digits cannot overflow a u64.
+    digits.iter().try_fold(0u64, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
+    })
 }
 
 /// Splits `path?query`; the query is `None` without `?`.
@@ -586,14 +590,6 @@ fn cut(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
-}
-
-fn scheme_of(scheme: Option<&str>) -> Cow<'static, str> {
-    match scheme {
-        None | Some("http") => Cow::Borrowed("http"),
-        Some("https") => Cow::Borrowed("https"),
-        Some(other) => Cow::Owned(cut(other, 64).to_owned()),
-    }
 }
 
 /// Random bytes per exchange.

@@ -28,7 +28,13 @@ fn needs_escape(c: char) -> bool {
 /// values are copied in one go instead of character by character.
 #[inline]
 fn is_plain(b: u8) -> bool {
-    (0x20..0x7F).contains(&b) && b != b'"' && b != b'\\'
+    (0x20..0x7F).contains(&b) & (b != b'"') & (b != b'\\')
+}
+
+/// Whether every byte is plain; without short-circuiting so the loop can be vectorised.
+#[inline]
+fn all_plain(bytes: &[u8]) -> bool {
+    bytes.iter().fold(true, |ok, &b| ok & is_plain(b))
 }
 
 /// Writes the escape sequence for a character for which [`needs_escape`] is true, or the
@@ -54,20 +60,21 @@ fn push_char(out: &mut String, c: char) {
 ///
 /// Used for trusted or already bounded values (configuration, validated ids).
 pub fn escape_into(out: &mut String, s: &str) {
-    if s.bytes().all(is_plain) {
-        out.push_str(s);
-        return;
+    escape_str_limited(out, s, usize::MAX, usize::MAX);
+}
+
+/// A source of characters for [`escape_limited`]. A one-method trait object instead of
+/// `dyn Iterator`, whose vtables would pull `size_hint`, `nth` and friends of every iterator
+/// type into the component.
+pub trait CharSource {
+    /// The next character, or `None` at the end.
+    fn next_char(&mut self) -> Option<char>;
+}
+
+impl<I: Iterator<Item = char>> CharSource for I {
+    fn next_char(&mut self) -> Option<char> {
+        self.next()
     }
-    // Copy runs that need no escaping in one go.
-    let mut run = 0;
-    for (i, c) in s.char_indices() {
-        if needs_escape(c) {
-            out.push_str(&s[run..i]);
-            push_char(out, c);
-            run = i + c.len_utf8();
-        }
-    }
-    out.push_str(&s[run..]);
 }
 
 /// Decodes bytes as UTF-8, yielding U+FFFD for each invalid sequence (like
@@ -87,7 +94,7 @@ pub fn lossy_chars(bytes: &[u8]) -> impl Iterator<Item = char> + '_ {
 /// `max_bytes`; callers with such tiny budgets check the result ([`ObjectLine`] drops the field).
 pub fn escape_limited(
     out: &mut String,
-    chars: &mut dyn Iterator<Item = char>,
+    chars: &mut dyn CharSource,
     max_chars: usize,
     max_bytes: usize,
 ) -> bool {
@@ -97,7 +104,8 @@ pub fn escape_limited(
     let soft = max_bytes.saturating_sub(TRUNCATION_MARKER.len());
     // The last output position at which the marker would still fit within `max_bytes`.
     let mut cut = start;
-    for (n, c) in chars.enumerate() {
+    let mut n = 0;
+    while let Some(c) = chars.next_char() {
         if n == max_chars {
             if out.len() - start + TRUNCATION_MARKER.len() > max_bytes {
                 out.truncate(cut);
@@ -105,6 +113,7 @@ pub fn escape_limited(
             out.push_str(TRUNCATION_MARKER);
             return true;
         }
+        n += 1;
         push_char(out, c);
         let written = out.len() - start;
         if written <= soft {
@@ -121,7 +130,7 @@ pub fn escape_limited(
 
 /// [`escape_limited`] for a string, with a fast path for plain ASCII that fits.
 pub fn escape_str_limited(out: &mut String, s: &str, max_chars: usize, max_bytes: usize) -> bool {
-    if s.len() <= max_chars && s.len() <= max_bytes && s.bytes().all(is_plain) {
+    if s.len() <= max_chars && s.len() <= max_bytes && all_plain(s.as_bytes()) {
         out.push_str(s);
         return false;
     }
@@ -137,7 +146,7 @@ pub fn escape_bytes_limited(
 ) -> bool {
     if b.len() <= max_chars
         && b.len() <= max_bytes
-        && b.iter().all(|&c| is_plain(c))
+        && all_plain(b)
         && let Ok(s) = std::str::from_utf8(b)
     {
         out.push_str(s);
@@ -146,52 +155,100 @@ pub fn escape_bytes_limited(
     escape_limited(out, &mut lossy_chars(b), max_chars, max_bytes)
 }
 
-/// Appends the decimal form of `n`.
-pub fn push_u64(out: &mut String, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
+/// A short ASCII string on the stack (numbers, hex ids, timestamps): formatting without
+/// allocating and without `core::fmt`, which is large in wasm.
+#[derive(Clone, Copy)]
+pub struct Small {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Default for Small {
+    fn default() -> Self {
+        Small {
+            buf: [0; 40],
+            len: 0,
         }
     }
-    for &b in &buf[i..] {
-        out.push(b as char);
+}
+
+impl Small {
+    /// Appends one ASCII byte (ignored when full; callers stay far below 40 bytes).
+    pub fn push(&mut self, b: u8) {
+        self.push_bytes(&[b]);
+    }
+
+    /// Appends ASCII bytes (cut when full; non-ASCII makes [`Small::as_str`] empty).
+    pub fn push_bytes(&mut self, bytes: &[u8]) {
+        let n = bytes.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+    }
+
+    /// Appends the decimal form of `n`.
+    pub fn push_u64(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.push_bytes(&digits[i..]);
+    }
+
+    /// Appends `n` zero-padded to `width` digits (at most 20).
+    #[inline(never)]
+    pub fn push_padded(&mut self, mut n: u64, width: u32) {
+        // Division by the constant 10 compiles to a multiplication; a variable power-of-ten
+        // divisor would cost a real division per digit.
+        let mut digits = [b'0'; 20];
+        let mut i = digits.len();
+        for _ in 0..width.min(20) {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.push_bytes(&digits[i..]);
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII is ever pushed.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
 }
 
-/// Appends `whole.frac` with exactly `digits` fractional digits (`frac < 10^digits`).
-pub fn push_fixed(out: &mut String, whole: u64, frac: u64, digits: u32) {
-    push_u64(out, whole);
-    out.push('.');
-    let mut div = 10u64.pow(digits.saturating_sub(1));
-    while div > 0 {
-        out.push((b'0' + ((frac / div) % 10) as u8) as char);
-        div /= 10;
-    }
+/// `n` in decimal.
+pub fn small_u64(n: u64) -> Small {
+    let mut s = Small::default();
+    s.push_u64(n);
+    s
 }
 
-/// Appends a duration in milliseconds with 3 decimals (microsecond resolution), e.g. `12.345`.
-pub fn push_duration_ms(out: &mut String, d: std::time::Duration) {
-    let micros = d.as_micros().min(u64::MAX as u128) as u64;
-    push_fixed(out, micros / 1000, micros % 1000, 3);
+/// A duration in milliseconds with 3 decimals (microsecond resolution), e.g. `12.345`.
+pub fn duration_ms(d: std::time::Duration) -> Small {
+    let micros = d.as_micros().min(u128::from(u64::MAX)) as u64;
+    let mut s = small_u64(micros / 1000);
+    s.push(b'.');
+    s.push_padded(micros % 1000, 3);
+    s
 }
 
-/// Appends a duration in seconds with 6 decimals (microsecond resolution), e.g. `0.001234`.
-pub fn push_duration_s(out: &mut String, d: std::time::Duration) {
-    push_fixed(out, d.as_secs(), u64::from(d.subsec_micros()), 6);
+/// A duration in seconds with 6 decimals (microsecond resolution), e.g. `0.001234`.
+pub fn duration_s(d: std::time::Duration) -> Small {
+    let mut s = small_u64(d.as_secs());
+    s.push(b'.');
+    s.push_padded(u64::from(d.subsec_micros()), 6);
+    s
 }
 
-/// A short scratch string for numbers.
-struct NumBuf(String);
-
-impl NumBuf {
-    fn new() -> Self {
-        NumBuf(String::with_capacity(24))
-    }
+/// Appends the decimal form of `n`.
+pub fn push_u64(out: &mut String, n: u64) {
+    out.push_str(small_u64(n).as_str());
 }
 
 /// Builds one JSON object line inside a shared output buffer, under a byte budget.
@@ -274,21 +331,24 @@ impl<'a> ObjectLine<'a> {
     /// Writes a string value, escaped and truncated to `max_chars` characters and to the
     /// remaining budget. Returns whether the field was written at all.
     pub fn str(&mut self, key: &str, value: &str, max_chars: usize) -> bool {
-        self.string_with(key, &mut |o, max_bytes| escape_str_limited(o, value, max_chars, max_bytes))
+        self.string_with(key, &mut |o, max_bytes| {
+            escape_str_limited(o, value, max_chars, max_bytes)
+        })
     }
 
     /// Like [`ObjectLine::str`] for raw header bytes (invalid UTF-8 becomes U+FFFD).
     pub fn bytes(&mut self, key: &str, value: &[u8], max_chars: usize) -> bool {
-        self.string_with(key, &mut |o, max_bytes| escape_bytes_limited(o, value, max_chars, max_bytes))
-    }
-
-    /// Writes a string value from a character iterator (see [`ObjectLine::str`]).
-    pub fn chars(&mut self, key: &str, value: &mut dyn Iterator<Item = char>, max_chars: usize) -> bool {
-        self.string_with(key, &mut |o, max_bytes| escape_limited(o, value, max_chars, max_bytes))
+        self.string_with(key, &mut |o, max_bytes| {
+            escape_bytes_limited(o, value, max_chars, max_bytes)
+        })
     }
 
     /// Writes `"key":"..."` where `write` appends the escaped content given a byte budget.
-    fn string_with(&mut self, key: &str, write: &mut dyn FnMut(&mut String, usize) -> bool) -> bool {
+    fn string_with(
+        &mut self,
+        key: &str,
+        write: &mut dyn FnMut(&mut String, usize) -> bool,
+    ) -> bool {
         let Some(max_bytes) = self.room().checked_sub(Self::overhead(key) + 2) else {
             return false;
         };
@@ -309,9 +369,7 @@ impl<'a> ObjectLine<'a> {
 
     /// Writes an unsigned integer value.
     pub fn u64(&mut self, key: &str, value: u64) -> bool {
-        let mut buf = NumBuf::new();
-        push_u64(&mut buf.0, value);
-        self.raw(key, &buf.0)
+        self.raw(key, small_u64(value).as_str())
     }
 
     /// Opens a nested object under `key`. Returns false (nothing written) if there is no room
@@ -404,7 +462,12 @@ mod tests {
         assert_eq!(body.len() % 6, 0);
         // Exactly fitting values are not truncated.
         o.clear();
-        assert!(!escape_limited(&mut o, &mut "x".repeat(100).chars(), 1000, 100));
+        assert!(!escape_limited(
+            &mut o,
+            &mut "x".repeat(100).chars(),
+            1000,
+            100
+        ));
         assert_eq!(o.len(), 100);
     }
 
@@ -426,15 +489,32 @@ mod tests {
         o.push(' ');
         push_u64(&mut o, u64::MAX);
         assert_eq!(o, "0 18446744073709551615");
-        o.clear();
-        push_duration_ms(&mut o, std::time::Duration::from_micros(12_345));
-        o.push(' ');
-        push_duration_ms(&mut o, std::time::Duration::from_nanos(999));
-        o.push(' ');
-        push_duration_s(&mut o, std::time::Duration::from_micros(1_234));
-        o.push(' ');
-        push_duration_s(&mut o, std::time::Duration::from_millis(61_500));
-        assert_eq!(o, "12.345 0.000 0.001234 61.500000");
+        use std::time::Duration;
+        assert_eq!(
+            duration_ms(Duration::from_micros(12_345)).as_str(),
+            "12.345"
+        );
+        assert_eq!(duration_ms(Duration::from_nanos(999)).as_str(), "0.000");
+        assert_eq!(duration_ms(Duration::MAX).as_str(), "18446744073709551.615");
+        assert_eq!(
+            duration_s(Duration::from_micros(1_234)).as_str(),
+            "0.001234"
+        );
+        assert_eq!(
+            duration_s(Duration::from_millis(61_500)).as_str(),
+            "61.500000"
+        );
+        let mut small = Small::default();
+        small.push_bytes(&[b'x'; 50]);
+        assert_eq!(
+            small.as_str().len(),
+            40,
+            "a full Small ignores further bytes"
+        );
+        assert_eq!(small.as_str(), "x".repeat(40));
+        let mut bad = Small::default();
+        bad.push(0xff);
+        assert_eq!(bad.as_str(), "", "never invalid UTF-8");
     }
 
     #[test]

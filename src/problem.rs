@@ -11,26 +11,33 @@ use crate::json;
 /// Media type of problem details.
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
-/// Generic, safe explanation for a status the middleware answers with.
-fn detail(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::GATEWAY_TIMEOUT => "The application did not respond in time.",
-        StatusCode::BAD_GATEWAY => "The application could not produce a response.",
-        _ => "The request could not be completed.",
+/// The body up to the request id for a status: `about:blank` with the status phrase as title
+/// (RFC 9457) and a generic, safe explanation. Whole prefixes rather than assembled pieces,
+/// and our own texts rather than `StatusCode::canonical_reason` (a 3 KB table in the
+/// component).
+fn prefix(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        504 => {
+            r#"{"type":"about:blank","title":"Gateway Timeout","status":504,"detail":"The application did not respond in time.","request_id":""#
+        }
+        503 => {
+            r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"The application is not available.","request_id":""#
+        }
+        500 => {
+            r#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"The request could not be completed.","request_id":""#
+        }
+        _ => {
+            r#"{"type":"about:blank","title":"Bad Gateway","status":502,"detail":"The application could not produce a response.","request_id":""#
+        }
     }
 }
 
-/// The problem+json body for `status`, e.g.
+/// The problem+json body for `status` (502, 503, 504 or 500; other statuses get the 502
+/// body, so callers pass one of those), e.g.
 /// `{"type":"about:blank","title":"Bad Gateway","status":502,"detail":"...","request_id":"..."}`.
 pub fn body(status: StatusCode, request_id: &str) -> Vec<u8> {
     let mut s = String::with_capacity(160 + request_id.len());
-    s.push_str("{\"type\":\"about:blank\",\"title\":\"");
-    json::escape_into(&mut s, status.canonical_reason().unwrap_or("Error"));
-    s.push_str("\",\"status\":");
-    json::push_u64(&mut s, u64::from(status.as_u16()));
-    s.push_str(",\"detail\":\"");
-    s.push_str(detail(status));
-    s.push_str("\",\"request_id\":\"");
+    s.push_str(prefix(status));
     json::escape_into(&mut s, request_id);
     s.push_str("\"}");
     s.into_bytes()
@@ -61,6 +68,18 @@ mod tests {
         assert_eq!(v["title"], "Gateway Timeout");
         assert_eq!(v["status"], 504);
         assert!(v["detail"].as_str().unwrap().contains("in time"));
+    }
+
+    #[test]
+    fn other_statuses_get_generic_texts() {
+        let v = parse(&body(StatusCode::SERVICE_UNAVAILABLE, "x"));
+        assert_eq!(v["title"], "Service Unavailable");
+        let v = parse(&body(StatusCode::INTERNAL_SERVER_ERROR, "x"));
+        assert_eq!(v["title"], "Internal Server Error");
+        assert_eq!(v["status"], 500);
+        // Anything else is answered as a bad gateway: the body never contradicts itself.
+        let v = parse(&body(StatusCode::IM_A_TEAPOT, "x"));
+        assert_eq!(v["status"], 502);
     }
 
     #[test]

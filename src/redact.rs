@@ -58,23 +58,24 @@ impl Redaction {
     /// Appends `query` (without `?`) to `out` with the values of secret parameters replaced by
     /// `[REDACTED]`. Both `&` and `;` separate parameters, since some servers accept either.
     pub fn redact_query(&self, query: &str, out: &mut String) {
-        let mut rest = query;
-        loop {
-            let end = rest.find(['&', ';']).unwrap_or(rest.len());
-            let param = &rest[..end];
-            match param.split_once('=') {
-                Some((name, _)) if self.is_secret_param(name) => {
-                    out.push_str(name);
-                    out.push('=');
+        let mut start = 0;
+        let bytes = query.as_bytes();
+        for i in 0..=bytes.len() {
+            if i < bytes.len() && bytes[i] != b'&' && bytes[i] != b';' {
+                continue;
+            }
+            let param = &query[start..i];
+            match param.find('=') {
+                Some(eq) if self.is_secret_param(&param[..eq]) => {
+                    out.push_str(&param[..=eq]);
                     out.push_str(REDACTED);
                 }
                 _ => out.push_str(param),
             }
-            if end == rest.len() {
-                break;
+            if i < bytes.len() {
+                out.push(bytes[i] as char);
             }
-            out.push_str(&rest[end..end + 1]);
-            rest = &rest[end + 1..];
+            start = i + 1;
         }
     }
 }

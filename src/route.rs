@@ -9,19 +9,11 @@
 /// Longest accepted template, in bytes.
 pub const MAX_TEMPLATE_LEN: usize = 256;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Segment {
-    /// Byte range of the literal in the template text.
-    Literal(usize, usize),
-    Param,
-}
-
-/// A parsed route template.
+/// A validated route template. Only the text is kept: matching walks it segment by segment,
+/// which is as fast as a pre-split form for short templates and smaller in code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteTemplate {
     text: String,
-    segments: Vec<Segment>,
-    wildcard: bool,
 }
 
 /// Why a template was refused.
@@ -87,30 +79,24 @@ fn is_literal_byte(b: u8) -> bool {
 impl RouteTemplate {
     /// Parses and validates a template.
     pub fn parse(text: &str) -> Result<RouteTemplate, RouteError> {
-        let text = text.trim();
+        let text = crate::header_rules::trim(text);
         if text.len() > MAX_TEMPLATE_LEN {
             return Err(RouteError::TooLong);
         }
         let Some(rest) = text.strip_prefix('/') else {
             return Err(RouteError::MissingLeadingSlash);
         };
-        let mut segments = Vec::new();
         let mut params: Vec<&str> = Vec::new();
-        let mut wildcard = false;
-        let count = rest.split('/').count();
-        let mut offset = 1;
-        for (i, seg) in rest.split('/').enumerate() {
-            let last = i + 1 == count;
-            let start = offset;
-            offset += seg.len() + 1;
-            if seg == "*" {
-                if !last {
-                    return Err(RouteError::MisplacedWildcard);
-                }
-                wildcard = true;
-            } else if seg.contains('*') {
+        let mut segments = rest.split('/').peekable();
+        while let Some(seg) = segments.next() {
+            let last = segments.peek().is_none();
+            if seg == "*" && last {
+                continue;
+            }
+            if seg.contains('*') {
                 return Err(RouteError::MisplacedWildcard);
-            } else if seg.starts_with('{') || seg.contains(['{', '}']) {
+            }
+            if seg.contains(['{', '}']) {
                 let name = seg
                     .strip_prefix('{')
                     .and_then(|s| s.strip_suffix('}'))
@@ -122,19 +108,14 @@ impl RouteTemplate {
                     return Err(RouteError::DuplicateParameter);
                 }
                 params.push(name);
-                segments.push(Segment::Param);
             } else if seg.is_empty() && !last {
                 return Err(RouteError::EmptySegment);
             } else if !seg.bytes().all(is_literal_byte) {
                 return Err(RouteError::InvalidCharacter);
-            } else {
-                segments.push(Segment::Literal(start, start + seg.len()));
             }
         }
         Ok(RouteTemplate {
             text: text.to_owned(),
-            segments,
-            wildcard,
         })
     }
 
@@ -149,20 +130,24 @@ impl RouteTemplate {
             return false;
         };
         let mut parts = rest.split('/');
-        for seg in &self.segments {
+        for seg in self.text[1..].split('/') {
+            // A final `*` needs at least one more (possibly empty) segment.
+            if seg == "*" {
+                return parts.next().is_some();
+            }
             let Some(part) = parts.next() else {
                 return false;
             };
-            let ok = match *seg {
-                Segment::Literal(a, b) => part == &self.text[a..b],
-                Segment::Param => !part.is_empty(),
+            let ok = if seg.starts_with('{') {
+                !part.is_empty()
+            } else {
+                part == seg
             };
             if !ok {
                 return false;
             }
         }
-        // A wildcard needs at least one more (possibly empty) segment; otherwise none may remain.
-        parts.next().is_some() == self.wildcard
+        parts.next().is_none()
     }
 }
 

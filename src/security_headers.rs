@@ -21,10 +21,10 @@ pub enum Mode {
 }
 
 /// One baseline header: its name, the variable that overrides it and its default value.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct BaselineHeader {
-    /// Header name (lowercase).
-    pub name: &'static str,
+    /// Header name (a compile-time constant: no parsing at startup).
+    pub name: HeaderName,
     /// Environment variable overriding the value (`off` drops the header).
     pub variable: &'static str,
     /// Default value.
@@ -32,49 +32,49 @@ pub struct BaselineHeader {
 }
 
 /// The baseline, in the order the headers are added.
-pub const BASELINE: [BaselineHeader; 9] = [
+pub static BASELINE: [BaselineHeader; 9] = [
     BaselineHeader {
-        name: "strict-transport-security",
+        name: HeaderName::from_static("strict-transport-security"),
         variable: "EDGE_OBS_SECURITY_STRICT_TRANSPORT_SECURITY",
         default: "max-age=63072000; includeSubDomains",
     },
     BaselineHeader {
-        name: "x-content-type-options",
+        name: HeaderName::from_static("x-content-type-options"),
         variable: "EDGE_OBS_SECURITY_X_CONTENT_TYPE_OPTIONS",
         default: "nosniff",
     },
     BaselineHeader {
-        name: "x-frame-options",
+        name: HeaderName::from_static("x-frame-options"),
         variable: "EDGE_OBS_SECURITY_X_FRAME_OPTIONS",
         default: "DENY",
     },
     BaselineHeader {
-        name: "referrer-policy",
+        name: HeaderName::from_static("referrer-policy"),
         variable: "EDGE_OBS_SECURITY_REFERRER_POLICY",
         default: "no-referrer",
     },
     BaselineHeader {
-        name: "content-security-policy",
+        name: HeaderName::from_static("content-security-policy"),
         variable: "EDGE_OBS_SECURITY_CONTENT_SECURITY_POLICY",
         default: "frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
     },
     BaselineHeader {
-        name: "permissions-policy",
+        name: HeaderName::from_static("permissions-policy"),
         variable: "EDGE_OBS_SECURITY_PERMISSIONS_POLICY",
         default: "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
     },
     BaselineHeader {
-        name: "cross-origin-opener-policy",
+        name: HeaderName::from_static("cross-origin-opener-policy"),
         variable: "EDGE_OBS_SECURITY_CROSS_ORIGIN_OPENER_POLICY",
         default: "same-origin",
     },
     BaselineHeader {
-        name: "cross-origin-resource-policy",
+        name: HeaderName::from_static("cross-origin-resource-policy"),
         variable: "EDGE_OBS_SECURITY_CROSS_ORIGIN_RESOURCE_POLICY",
         default: "same-origin",
     },
     BaselineHeader {
-        name: "x-xss-protection",
+        name: HeaderName::from_static("x-xss-protection"),
         variable: "EDGE_OBS_SECURITY_X_XSS_PROTECTION",
         default: "0",
     },
@@ -101,12 +101,7 @@ impl Default for SecurityHeaders {
             mode: Mode::Override,
             headers: BASELINE
                 .iter()
-                .map(|b| {
-                    (
-                        HeaderName::from_static(b.name),
-                        HeaderValue::from_static(b.default),
-                    )
-                })
+                .map(|b| (b.name.clone(), HeaderValue::from_static(b.default)))
                 .collect(),
         }
     }
@@ -170,11 +165,11 @@ mod tests {
         assert_eq!(h["cross-origin-opener-policy"], "same-origin");
         assert_eq!(h["cross-origin-resource-policy"], "same-origin");
         assert_eq!(h["x-xss-protection"], "0");
-        for b in BASELINE {
+        for b in &BASELINE {
             assert!(b.variable.starts_with("EDGE_OBS_SECURITY_"));
             assert_eq!(
                 b.variable[18..].to_ascii_lowercase().replace('_', "-"),
-                b.name
+                b.name.as_str()
             );
         }
     }

@@ -5,59 +5,58 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::json::Small;
+
 /// Largest Unix time in milliseconds that still has a 4-digit year (9999-12-31T23:59:59.999Z).
 const MAX_MILLIS: u64 = 253_402_300_799_999;
 
-/// Appends `t` as an RFC 3339 UTC timestamp with milliseconds.
+/// `t` as an RFC 3339 UTC timestamp with milliseconds, on the stack.
 ///
 /// Times before 1970 are written as the epoch and times after year 9999 as the last
 /// millisecond of 9999, so the output always has the fixed 24-character shape.
-pub fn write_rfc3339_millis(out: &mut String, t: SystemTime) {
+pub fn rfc3339(t: SystemTime) -> Small {
     let millis = t
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis().min(u128::from(MAX_MILLIS)) as u64)
         .unwrap_or(0);
     let secs = millis / 1000;
-    let (year, month, day) = civil_from_days((secs / 86_400) as i64);
+    let (year, month, day) = civil_from_days(secs / 86_400);
     let sod = secs % 86_400;
-    push_digits(out, year as u64, 4);
-    out.push('-');
-    push_digits(out, u64::from(month), 2);
-    out.push('-');
-    push_digits(out, u64::from(day), 2);
-    out.push('T');
-    push_digits(out, sod / 3600, 2);
-    out.push(':');
-    push_digits(out, (sod / 60) % 60, 2);
-    out.push(':');
-    push_digits(out, sod % 60, 2);
-    out.push('.');
-    push_digits(out, millis % 1000, 3);
-    out.push('Z');
-}
-
-/// Returns `t` formatted by [`write_rfc3339_millis`].
-pub fn rfc3339_millis(t: SystemTime) -> String {
-    let mut s = String::with_capacity(24);
-    write_rfc3339_millis(&mut s, t);
+    let mut s = Small::default();
+    s.push_padded(year, 4);
+    s.push(b'-');
+    s.push_padded(u64::from(month), 2);
+    s.push(b'-');
+    s.push_padded(u64::from(day), 2);
+    s.push(b'T');
+    s.push_padded(sod / 3600, 2);
+    s.push(b':');
+    s.push_padded((sod / 60) % 60, 2);
+    s.push(b':');
+    s.push_padded(sod % 60, 2);
+    s.push(b'.');
+    s.push_padded(millis % 1000, 3);
+    s.push(b'Z');
     s
 }
 
-fn push_digits(out: &mut String, mut n: u64, width: u32) {
-    let mut div = 10u64.pow(width - 1);
-    while div > 0 {
-        out.push((b'0' + (n / div) as u8) as char);
-        n %= div;
-        div /= 10;
-    }
+/// Appends `t` formatted by [`rfc3339`].
+pub fn write_rfc3339_millis(out: &mut String, t: SystemTime) {
+    out.push_str(rfc3339(t).as_str());
+}
+
+/// Returns `t` formatted by [`rfc3339`].
+pub fn rfc3339_millis(t: SystemTime) -> String {
+    rfc3339(t).as_str().to_owned()
 }
 
 /// Converts days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-/// Howard Hinnant's `civil_from_days` algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
+/// Howard Hinnant's `civil_from_days` algorithm, in unsigned arithmetic since our days are
+/// never before 1970.
+fn civil_from_days(days: u64) -> (u64, u32, u32) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let y = yoe + era * 400;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
@@ -100,8 +99,8 @@ mod tests {
     #[test]
     fn every_day_boundary_for_years_matches_a_simple_calendar() {
         // Walk day by day from 1970 to 2105 and compare with a naive calendar.
-        let (mut y, mut m, mut d) = (1970i64, 1u32, 1u32);
-        for day in 0..49_700i64 {
+        let (mut y, mut m, mut d) = (1970u64, 1u32, 1u32);
+        for day in 0..49_700u64 {
             assert_eq!(civil_from_days(day), (y, m, d), "day {day}");
             let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
             let len = [

@@ -88,6 +88,11 @@ pub struct Args {
     #[arg(long, default_value_t = 16)]
     pub max_instance_concurrency: usize,
 
+    /// How the chain is put together: `composed` into one component with wac-graph (as Spin
+    /// does), or `linked`: separate instances in one store, wired by the host.
+    #[arg(long, value_enum, default_value_t = ChainMode::Composed)]
+    pub chain: ChainMode,
+
     /// Connect timeout for the upstream origin.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub upstream_connect_timeout: Duration,
@@ -112,6 +117,15 @@ pub struct Args {
     /// Do not read or write the compilation cache.
     #[arg(long)]
     pub no_cache: bool,
+}
+
+/// How a middleware chain is instantiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ChainMode {
+    /// One component, composed with wac-graph (Spin's way).
+    Composed,
+    /// One instance per component in the same store; the host wires the handler imports.
+    Linked,
 }
 
 /// Format of the host's own log lines.
@@ -209,7 +223,11 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use KiB, MiB or GiB)")),
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use KiB, MiB or GiB)"
+            ));
+        }
     };
     value
         .checked_mul(factor)

@@ -76,8 +76,8 @@ pub fn compile(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Resul
         }
     }
     let component = Component::new(engine, bytes)
-            .map_err(anyhow::Error::from)
-            .context("compiling the component")?;
+        .map_err(anyhow::Error::from)
+        .context("compiling the component")?;
     if let Err(error) = store(&component, &path) {
         tracing::warn!(path = %path.display(), error = %format!("{error:#}"), "could not write the compilation cache");
     }

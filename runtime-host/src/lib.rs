@@ -6,6 +6,7 @@
 //! library.
 
 pub mod admin;
+pub mod chain;
 pub mod cli;
 pub mod components;
 pub mod engine;

@@ -3,7 +3,9 @@
 //! and clear limits (deadline, memory, concurrency, header and body size).
 
 use crate::admin;
+use crate::chain::LinkedPre;
 use crate::cli::Args;
+use crate::cli::ChainMode;
 use crate::components::{self, Backend, Source};
 use crate::engine::{self, EngineLimits};
 use crate::guest_output::{GuestOutput, OutputSink};
@@ -30,7 +32,7 @@ use wasmtime::component::{GuestTaskId, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreContextMut, StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::handler::{
-    ExpirationError, HandlerState, Instance, ProxyHandler, ProxyPre, ShouldAccept,
+    ExpirationError, HandlerState, Instance, Proxy, ProxyHandler, ProxyPre, ShouldAccept,
     WorkerExpiration, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -44,6 +46,8 @@ pub struct StoreState {
     limits: StoreLimits,
     stdout: GuestOutput,
     stderr: GuestOutput,
+    /// Linked chains: the handler of every chain position, outermost first.
+    pub(crate) chain: Vec<Arc<wasmtime_wasi_http::p3::bindings::Service>>,
 }
 
 impl WasiView for StoreState {
@@ -94,8 +98,28 @@ impl WasiHttpHooks for Hooks {
             None => Box::new(async move {
                 let (response, io) =
                     wasmtime_wasi_http::default_send_request(request, options).await?;
-                Ok((response.map(BodyExt::boxed_unsync), Box::new(io) as IoFuture))
+                Ok((
+                    response.map(BodyExt::boxed_unsync),
+                    Box::new(io) as IoFuture,
+                ))
             }),
+        }
+    }
+}
+
+/// How a chain is instantiated.
+enum ChainPre {
+    /// One component composed with wac-graph.
+    Composed(ProxyPre<StoreState>),
+    /// Separate instances wired by the host.
+    Linked(LinkedPre),
+}
+
+impl ChainPre {
+    async fn instantiate(&self, store: &mut Store<StoreState>) -> wasmtime::Result<Proxy> {
+        match self {
+            ChainPre::Composed(pre) => pre.instantiate_async(store).await,
+            ChainPre::Linked(pre) => Ok(Proxy::P3(pre.instantiate(store).await?)),
         }
     }
 }
@@ -103,7 +127,7 @@ impl WasiHttpHooks for Hooks {
 /// Everything a worker needs to create stores and instances.
 struct Shared {
     engine: Engine,
-    pre: ProxyPre<StoreState>,
+    pre: ChainPre,
     env: Vec<(String, String)>,
     sink: Arc<OutputSink>,
     upstream: Option<Arc<Upstream>>,
@@ -135,6 +159,7 @@ impl Shared {
                 .build(),
             stdout,
             stderr,
+            chain: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limits);
@@ -153,7 +178,7 @@ impl HandlerState for Shared {
     async fn instantiate(&self) -> wasmtime::Result<Instance<StoreState, Expiration, Worker>> {
         let start = Instant::now();
         let mut store = self.new_store();
-        let proxy = tokio::time::timeout(self.request_timeout, self.pre.instantiate_async(&mut store))
+        let proxy = tokio::time::timeout(self.request_timeout, self.pre.instantiate(&mut store))
             .await
             .map_err(|_| wasmtime::format_err!("instantiation timed out"))??;
         self.metrics.instantiated(start.elapsed());
@@ -306,7 +331,10 @@ impl Server {
         if let Some(upstream) = &upstream
             && !upstream.reachable().await
         {
-            bail!("upstream {} is not reachable (nothing accepts connections there)", upstream.origin());
+            bail!(
+                "upstream {} is not reachable (nothing accepts connections there)",
+                upstream.origin()
+            );
         }
         let backend = match (&upstream, &args.app) {
             (Some(_), _) => Backend::Upstream,
@@ -316,8 +344,8 @@ impl Server {
         let description = describe(&middlewares, &backend, upstream.as_deref());
         let (bytes, imports_handler) = components::compose(&middlewares, &backend)?;
 
-        let max_instances = (args.max_concurrent_requests / args.max_instance_concurrency + 16)
-            .min(1000) as u32;
+        let max_instances =
+            (args.max_concurrent_requests / args.max_instance_concurrency + 16).min(1000) as u32;
         let engine = engine::new_engine(&EngineLimits {
             max_memory: args.max_memory,
             max_instances,
@@ -328,9 +356,6 @@ impl Server {
             args.cache_dir.clone().or_else(engine::default_cache_dir)
         };
         let compile_start = Instant::now();
-        let component = engine::compile(&engine, &bytes, cache_dir.as_deref())?;
-        tracing::debug!(elapsed = ?compile_start.elapsed(), "components ready");
-
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(anyhow::Error::from)
@@ -341,17 +366,53 @@ impl Server {
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)
             .map_err(anyhow::Error::from)
             .context("adding wasi:http 0.3 to the linker")?;
-        if imports_handler {
-            upstream::add_handler_to_linker(&mut linker)?;
-        }
-        let instance_pre = linker.instantiate_pre(&component).map_err(|error| {
-            anyhow::anyhow!(
-                "the components cannot run here: {error:#}\n(a component that imports `{}` needs a middleware chain or --upstream in front of it)",
-                components::HANDLER
-            )
-        })?;
-        let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre)
-            .map_err(|error| anyhow::anyhow!("the chain does not export `{}`: {error:#}", components::HANDLER))?;
+        let pre = match args.chain {
+            ChainMode::Composed => {
+                let component = engine::compile(&engine, &bytes, cache_dir.as_deref())?;
+                if imports_handler {
+                    upstream::add_handler_to_linker(&mut linker)?;
+                }
+                let instance_pre = linker.instantiate_pre(&component).map_err(|error| {
+                    anyhow::anyhow!(
+                        "the components cannot run here: {error:#}\n(a component that imports `{}` needs a middleware chain or --upstream in front of it)",
+                        components::HANDLER
+                    )
+                })?;
+                let pre = wasmtime_wasi_http::p3::bindings::ServicePre::new(instance_pre).map_err(
+                    |error| {
+                        anyhow::anyhow!(
+                            "the chain does not export `{}`: {error:#}",
+                            components::HANDLER
+                        )
+                    },
+                )?;
+                ChainPre::Composed(ProxyPre::P3(pre))
+            }
+            ChainMode::Linked => {
+                let mut compiled = Vec::new();
+                for source in middlewares.iter().chain(match &backend {
+                    Backend::App(app) => Some(app),
+                    Backend::Upstream => None,
+                }) {
+                    compiled.push(
+                        engine::compile(&engine, &source.bytes, cache_dir.as_deref())
+                            .with_context(|| source.origin.clone())?,
+                    );
+                }
+                let add_upstream =
+                    |linker: &mut Linker<StoreState>| upstream::add_handler_to_linker(linker);
+                ChainPre::Linked(LinkedPre::new(
+                    &linker,
+                    &compiled,
+                    if imports_handler {
+                        Some(&add_upstream)
+                    } else {
+                        None
+                    },
+                )?)
+            }
+        };
+        tracing::debug!(elapsed = ?compile_start.elapsed(), "components ready");
 
         let listener = bind(args.addr, "--addr").await?;
         let admin_listener = bind(args.admin_addr, "--admin-addr").await?;
@@ -365,7 +426,7 @@ impl Server {
         let sink = OutputSink::new(metrics.clone(), args.print_metric_events);
         let shared = Shared {
             engine: engine.clone(),
-            pre: ProxyPre::P3(pre),
+            pre,
             env,
             sink,
             upstream: upstream.clone(),
@@ -380,7 +441,7 @@ impl Server {
         let mut probe = shared.new_store();
         shared
             .pre
-            .instantiate_async(&mut probe)
+            .instantiate(&mut probe)
             .await
             .map_err(anyhow::Error::from)
             .context("instantiating the components")?;
@@ -546,7 +607,10 @@ fn check_middleware_settings(env: &[(String, String)], strict: bool) -> Result<(
         );
     }
     if strict && !issues.is_empty() {
-        bail!("{} invalid middleware setting(s) (--strict-config)", issues.len());
+        bail!(
+            "{} invalid middleware setting(s) (--strict-config)",
+            issues.len()
+        );
     }
     Ok(())
 }
@@ -633,19 +697,31 @@ async fn handle(
 ) -> hyper::Response<HostBody> {
     if limits.draining.load(Ordering::Relaxed) {
         metrics.rejected("draining");
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "The server is shutting down.", Some(1));
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is shutting down.",
+            Some(1),
+        );
     }
     // Over the limit, answer at once: a bounded number of requests in flight keeps memory
     // bounded and tells clients (and load balancers) to come back.
     let Ok(permit) = limits.requests.clone().try_acquire_owned() else {
         metrics.rejected("overload");
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "The server is at its concurrency limit.", Some(1));
+        return problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is at its concurrency limit.",
+            Some(1),
+        );
     };
     if let Some(length) = declared_length(request.headers())
         && length > limits.max_body_bytes
     {
         metrics.rejected("body_too_large");
-        return problem(StatusCode::PAYLOAD_TOO_LARGE, "The request body is too large.", None);
+        return problem(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The request body is too large.",
+            None,
+        );
     }
 
     let scheme = "http";
@@ -683,9 +759,17 @@ async fn handle(
         Err(error) => {
             let (status, error_type, detail) = if error.is::<ExpirationError>() {
                 metrics.timeout();
-                (StatusCode::GATEWAY_TIMEOUT, "timeout", "The application did not answer in time.")
+                (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    "The application did not answer in time.",
+                )
             } else {
-                (StatusCode::INTERNAL_SERVER_ERROR, "guest_trap", "The application failed.")
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "guest_trap",
+                    "The application failed.",
+                )
             };
             tracing::warn!(request = id, %method, error = %format!("{error:#}"), "request failed in the host");
             // The guest could not report this request, so the host records it.
@@ -729,20 +813,31 @@ fn absolute_uri(
             .and_then(|h| h.parse::<http::uri::Authority>().ok());
         let mut uri = http::uri::Parts::from(parts.uri);
         uri.scheme = Some(http::uri::Scheme::HTTP);
-        uri.authority = Some(authority.unwrap_or_else(|| http::uri::Authority::from_static("localhost")));
+        uri.authority =
+            Some(authority.unwrap_or_else(|| http::uri::Authority::from_static("localhost")));
         if uri.path_and_query.is_none() {
             uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
         }
         parts.uri = match http::Uri::from_parts(uri) {
             Ok(uri) => uri,
-            Err(_) => return Err(problem(StatusCode::BAD_REQUEST, "The request target is invalid.", None)),
+            Err(_) => {
+                return Err(problem(
+                    StatusCode::BAD_REQUEST,
+                    "The request target is invalid.",
+                    None,
+                ));
+            }
         };
     }
     Ok(hyper::Request::from_parts(parts, body))
 }
 
 /// An `application/problem+json` answer from the host itself.
-fn problem(status: StatusCode, detail: &str, retry_after: Option<u32>) -> hyper::Response<HostBody> {
+fn problem(
+    status: StatusCode,
+    detail: &str,
+    retry_after: Option<u32>,
+) -> hyper::Response<HostBody> {
     let body = format!(
         r#"{{"type":"about:blank","title":"{}","status":{},"detail":"{}"}}"#,
         status.canonical_reason().unwrap_or(""),

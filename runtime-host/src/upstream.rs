@@ -52,7 +52,9 @@ impl Upstream {
             .with_context(|| format!("--upstream `{url}` is not a URL"))?;
         let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
         if scheme != Scheme::HTTP {
-            bail!("--upstream `{url}`: only http:// origins are supported (terminate TLS in front)");
+            bail!(
+                "--upstream `{url}`: only http:// origins are supported (terminate TLS in front)"
+            );
         }
         let Some(authority) = uri.authority().cloned() else {
             bail!("--upstream `{url}` has no host, e.g. http://127.0.0.1:8080");
@@ -84,7 +86,10 @@ impl Upstream {
     pub async fn reachable(&self) -> bool {
         let addr = format!(
             "{}:{}",
-            self.authority.host().trim_start_matches('[').trim_end_matches(']'),
+            self.authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']'),
             self.authority.port_u16().unwrap_or(80)
         );
         matches!(
