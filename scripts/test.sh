@@ -7,9 +7,10 @@ cd "$(dirname "$0")/.."
 # The wasm target (rust-toolchain.toml names it; older rustup versions do not add it alone).
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 
-# promtool checks the /metrics output; Debian's prometheus package ships it.
-if ! command -v promtool >/dev/null 2>&1; then
-    echo "installing Debian's prometheus package (for promtool)..." >&2
+# promtool checks the /metrics output and a real Prometheus server scrapes it
+# (tests/prometheus_scrape.rs); Debian's prometheus package ships both.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    echo "installing Debian's prometheus package (promtool, prometheus)..." >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends prometheus >/dev/null

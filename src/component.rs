@@ -6,6 +6,7 @@
 //! byte counting is on, in which case the stream is piped through a small fixed buffer.
 
 use crate::{BodySizeMode, Completion, ErrorType, Exchange, Middleware, RequestHead};
+use futures_channel::oneshot;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
 use spin_sdk::wasip3::wit_bindgen::{self, FutureReader, StreamReader, StreamResult};
@@ -44,6 +45,9 @@ fn write_stdout(lines: &str) {
 impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
         let middleware = middleware();
+        if !middleware.config().enabled {
+            return pass_through(request).await;
+        }
 
         let method = http_method(&request.get_method());
         let scheme = request.get_scheme().map(|s| match s {
@@ -74,7 +78,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         let options = request.get_options();
         let (body, trailers) = Request::consume_body(request, unit_future());
         let body = if known_request_size.is_none() && mode == BodySizeMode::Count {
-            request_bytes.pipe(body)
+            request_bytes.pipe(body).0
         } else {
             body
         };
@@ -88,7 +92,10 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         let app_start = Instant::now();
         let response = match spin_sdk::http::next(forwarded).await {
             Ok(response) => response,
-            Err(code) => return Ok(failure_response(exchange, error_type(&code), request_bytes)),
+            Err(code) => {
+                let error = error_type(&code);
+                return Ok(failure_response(exchange, error, &method, request_bytes));
+            }
         };
         let app_time = app_start.elapsed();
 
@@ -102,6 +109,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
             return Ok(failure_response(
                 exchange,
                 ErrorType::Internal,
+                &method,
                 request_bytes,
             ));
         };
@@ -116,10 +124,14 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         // The app learns how its body was delivered once the client has it.
         let (delivered_tx, delivered_rx) = wit_future::new(|| Ok(()));
         let (body, trailers) = Response::consume_body(app_response, delivered_rx);
-        let body = if known_response_size.is_none() && mode == BodySizeMode::Count {
-            response_bytes.pipe(body)
+        // With byte counting on, a body of unknown size is piped through to count it. The pipe
+        // also tells when the body really ended: the host's delivery signal fires as soon as a
+        // streamed body starts.
+        let (body, body_done) = if known_response_size.is_none() && mode == BodySizeMode::Count {
+            let (body, done) = response_bytes.pipe(body);
+            (body, Some(done))
         } else {
-            body
+            (body, None)
         };
         let (response, transmitted) = Response::new(to_fields(&headers), Some(body), trailers);
         let _ = response.set_status_code(parts.status.as_u16());
@@ -129,6 +141,10 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         wit_bindgen::spawn(async move {
             let result = transmitted.await;
             let error = result.as_ref().err().map(|_| ErrorType::ResponseBodyError);
+            // Resolves when the pipe's task ends (its sender is dropped).
+            if let Some(done) = body_done {
+                let _ = done.await;
+            }
             let _ = delivered_tx.write(result).await;
             write_stdout(&exchange.finish(Completion {
                 request_body_bytes: request_bytes.get(),
@@ -140,13 +156,25 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
     }
 }
 
+/// `EDGE_OBS_ENABLED=off`: hands the request on and the response back, untouched.
+async fn pass_through(request: Request) -> Result<Response, ErrorCode> {
+    let response = spin_sdk::http::next(request).await?;
+    let (_, mut body) = response.into_parts();
+    body.take_unstarted()
+        .ok_or_else(|| ErrorCode::InternalError(Some("response body already read".into())))
+}
+
 /// Answers for a next handler that failed: a problem+json body, logged at once.
 fn failure_response(
     mut exchange: Exchange,
     error: ErrorType,
+    method: &http::Method,
     request_bytes: BodyCount,
 ) -> Response {
-    let failure = exchange.on_failure(error);
+    let mut failure = exchange.on_failure(error);
+    if method == http::Method::HEAD {
+        failure.body.clear();
+    }
     let body_len = failure.body.len() as u64;
     let (response, _) = Response::new(
         to_fields(&failure.headers),
@@ -189,13 +217,16 @@ impl BodyCount {
         self.0.get()
     }
 
-    /// Pipes `body` through a fixed buffer, counting bytes; returns the new read end.
-    fn pipe(&self, mut body: StreamReader<u8>) -> StreamReader<u8> {
+    /// Pipes `body` through a fixed buffer, counting bytes. Returns the new read end and a
+    /// receiver that resolves when the body has ended (or its reader went away).
+    fn pipe(&self, mut body: StreamReader<u8>) -> (StreamReader<u8>, oneshot::Receiver<()>) {
         const CHUNK: usize = 64 * 1024;
         let (mut tx, rx) = wit_stream::new();
+        let (done_tx, done_rx) = oneshot::channel();
         let count = self.0.clone();
         count.set(Some(0));
         wit_bindgen::spawn(async move {
+            let _done = done_tx;
             let mut buf = Vec::with_capacity(CHUNK);
             loop {
                 let (result, data) = body.read(buf).await;
@@ -215,7 +246,7 @@ impl BodyCount {
                 }
             }
         });
-        rx
+        (rx, done_rx)
     }
 }
 

@@ -31,9 +31,10 @@ use crate::{client_addr, problem, route, security_headers, timestamp};
 /// `Server-Timing` header name.
 pub const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
-/// We keep at most this much of the request target: enough for the logged path and query
-/// (1024 characters each), without copying a megabyte-long URL.
-const MAX_TARGET_BYTES: usize = 8192;
+/// We keep at most this much of the path and, separately, of the query: more than the
+/// logged 1024 characters of each (so a longer one is still logged with the truncation
+/// marker), without copying a megabyte-long URL.
+const MAX_TARGET_PART_BYTES: usize = 4096;
 
 /// The middleware: immutable configuration shared by all exchanges.
 #[derive(Clone, Debug)]
@@ -139,7 +140,7 @@ pub struct Exchange {
     method: Method,
     scheme: String,
     authority: Option<String>,
-    /// Path and query, cut to [`MAX_TARGET_BYTES`].
+    /// Path and query, each cut to [`MAX_TARGET_PART_BYTES`].
     target: String,
     route: Option<usize>,
     skip_path: bool,
@@ -274,7 +275,7 @@ impl Middleware {
             method: req.method.clone(),
             scheme: cut(req.scheme.unwrap_or("http"), 64).to_owned(),
             authority: req.authority.map(|a| cut(a, 1024).to_owned()),
-            target: cut(req.path_with_query, MAX_TARGET_BYTES).to_owned(),
+            target: cut_target(req.path_with_query),
             route,
             skip_path,
             client_address,
@@ -578,6 +579,24 @@ fn split_target(target: &str) -> (&str, Option<&str>) {
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
     }
+}
+
+/// The request target to keep: path and query each cut to [`MAX_TARGET_PART_BYTES`]. Cutting
+/// the whole target instead would cut the query of a long path short without any marker.
+fn cut_target(target: &str) -> String {
+    if target.len() <= MAX_TARGET_PART_BYTES {
+        return target.to_owned();
+    }
+    let (path, query) = split_target(target);
+    let path = cut(path, MAX_TARGET_PART_BYTES);
+    let query = query.map(|q| cut(q, MAX_TARGET_PART_BYTES));
+    let mut out = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
+    out.push_str(path);
+    if let Some(query) = query {
+        out.push('?');
+        out.push_str(query);
+    }
+    out
 }
 
 /// `s` cut to at most `max` bytes on a character boundary.

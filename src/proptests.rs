@@ -413,6 +413,91 @@ proptest! {
     }
 }
 
+/// `name` with every character in random case and, where `encode` says so, percent-encoded.
+fn disguise(name: &str, upper: &[bool], encode: &[bool]) -> String {
+    name.bytes()
+        .enumerate()
+        .map(|(i, b)| {
+            let b = if upper[i % upper.len()] {
+                b.to_ascii_uppercase()
+            } else {
+                b
+            };
+            if encode[i % encode.len()] {
+                format!("%{b:02X}")
+            } else {
+                (b as char).to_string()
+            }
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 500, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn valid_client_ids_are_kept_verbatim(id in "[!-~]{1,128}") {
+        let valid = id.bytes().all(crate::request_id::is_id_byte);
+        let mut headers = HeaderMap::new();
+        headers.insert("x-request-id", value(id.as_bytes()));
+        let cfg = crate::request_id::RequestIdConfig::default();
+        let r = crate::request_id::resolve(&cfg, &headers, &[9; 16], SystemTime::now());
+        if valid {
+            prop_assert_eq!(&r.id, &id);
+            prop_assert!(r.replaced.is_none());
+        } else {
+            prop_assert_eq!(r.id.len(), 36);
+            prop_assert_eq!(r.replaced.unwrap().reason, crate::request_id::ReplaceReason::InvalidCharacter);
+        }
+        prop_assert!(crate::request_id::validate(r.id.as_bytes(), 128).is_ok());
+    }
+
+    #[test]
+    fn traceparent_round_trips(trace_id in any::<[u8; 16]>(), span_id in any::<[u8; 8]>(), flags in any::<u8>()) {
+        prop_assume!(trace_id != [0; 16] && span_id != [0; 8]);
+        let ids = crate::trace_context::TraceIds { trace_id, span_id, parent_span_id: None, flags };
+        let text = ids.traceparent();
+        let parsed = crate::trace_context::parse_traceparent(&text).unwrap();
+        prop_assert_eq!(parsed.trace_id, trace_id);
+        prop_assert_eq!(parsed.parent_id, span_id);
+        prop_assert_eq!(parsed.flags, flags);
+    }
+
+    #[test]
+    fn a_valid_traceparent_is_continued_with_a_new_span(trace_id in any::<[u8; 16]>(), parent in any::<[u8; 8]>(), flags in any::<u8>(), random in any::<[u8; 24]>(), state in "[a-z0-9]{1,8}=[ -~&&[^,=]]{1,20}") {
+        prop_assume!(trace_id != [0; 16] && parent != [0; 8]);
+        let incoming = crate::trace_context::TraceIds { trace_id, span_id: parent, parent_span_id: None, flags }.traceparent();
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", value(&incoming));
+        headers.insert("tracestate", value(state.as_bytes()));
+        let outcome = crate::trace_context::process(&mut headers, &random);
+        prop_assert_eq!(outcome.ids.trace_id, trace_id);
+        prop_assert_eq!(outcome.ids.parent_span_id, Some(parent));
+        prop_assert_eq!(outcome.ids.flags, flags);
+        prop_assert_ne!(outcome.ids.span_id, [0; 8]);
+        let forwarded = crate::trace_context::parse_traceparent(headers["traceparent"].as_bytes()).unwrap();
+        prop_assert_eq!(forwarded.trace_id, trace_id);
+        prop_assert_eq!(forwarded.parent_id, outcome.ids.span_id);
+        prop_assert_eq!(headers["tracestate"].as_bytes(), state.as_bytes());
+    }
+
+    #[test]
+    fn disguised_secret_parameter_names_are_still_redacted(
+        name in prop::sample::select(crate::redact::DEFAULT_QUERY_PARAMS.split(',').collect::<Vec<_>>()),
+        upper in prop::collection::vec(any::<bool>(), 1..8),
+        encode in prop::collection::vec(prop::bool::weighted(0.2), 1..8),
+        before in "[a-z0-9=%]{0,12}",
+        after in "[a-z0-9=%]{0,12}",
+        sep in prop::sample::select(vec!['&', ';']),
+    ) {
+        let query = format!("{before}{sep}{}=SeCrEt42{sep}{after}", disguise(name, &upper, &encode));
+        let mut out = String::new();
+        crate::redact::Redaction::default().redact_query(&query, &mut out);
+        prop_assert!(!out.contains("SeCrEt42"), "{} -> {}", query, out);
+        prop_assert_eq!(out.matches(['&', ';']).count(), query.matches(['&', ';']).count());
+    }
+}
+
 #[test]
 fn header_names_from_http_are_plain_keys() {
     // ObjectLine writes keys unescaped; header names must never need escaping.

@@ -186,36 +186,7 @@ fn metrics_follow_requests_and_pass_promtool() {
         "metric events feed /metrics, not stdout"
     );
 
-    if let Some(result) = promtool_check(&text) {
-        assert!(result.0, "promtool check metrics failed:\n{}", result.1);
-    }
-}
-
-/// Runs `promtool check metrics` when it is installed (the test script installs it).
-fn promtool_check(text: &str) -> Option<(bool, String)> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .ok()?;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    Some((
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-    ))
+    common::promtool_check(&text);
 }
 
 #[test]
@@ -423,4 +394,21 @@ fn raw_hostile_bytes_in_a_request_id_never_reach_the_app_or_the_log() {
     assert_eq!(id.len(), UUID_LEN);
     let log = host.log_line(&id);
     assert_eq!(log["request_id.replaced"], "invalid character");
+}
+
+#[test]
+fn a_streamed_body_is_logged_when_it_ends_with_its_real_size() {
+    let host = Host::start(&[]);
+    // 20 lines, 50 ms apart, no content-length.
+    let response = get(
+        host.addr,
+        "/stream/20?delay_ms=50",
+        &[("x-request-id", "stream-1")],
+    );
+    assert_eq!(response.status, 200);
+    assert!(response.header("content-length").is_none());
+    let log = host.log_line("stream-1");
+    assert_eq!(log["http.response.body.size"], response.body.len() as u64);
+    // At least the 19 pauses: the line was written after the last chunk, not the first.
+    assert!(log["duration_ms"].as_f64().unwrap() >= 19.0 * 50.0, "{log}");
 }

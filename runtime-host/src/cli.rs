@@ -114,6 +114,10 @@ pub struct Args {
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
 
+    /// Write a perf map (`/tmp/perf-<pid>.map`) so `perf record` can name guest functions.
+    #[arg(long)]
+    pub perfmap: bool,
+
     /// Do not read or write the compilation cache.
     #[arg(long)]
     pub no_cache: bool,

@@ -16,13 +16,15 @@ pub struct EngineLimits {
     pub max_memory: u64,
     /// Component instances alive at once (workers).
     pub max_instances: u32,
+    /// Write `/tmp/perf-<pid>.map` so `perf` can name JIT-compiled guest functions.
+    pub perfmap: bool,
 }
 
 /// Builds the engine: component model with async, epoch interruption for deadlines, and the
 /// pooling allocator (fast instantiation) when the machine has the address space for it.
 pub fn new_engine(limits: &EngineLimits) -> Result<Engine> {
     let pooled = {
-        let mut config = base_config();
+        let mut config = base_config(limits.perfmap);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(limits.max_instances);
         // A composed chain holds a few core instances and memories per component instance.
@@ -41,15 +43,18 @@ pub fn new_engine(limits: &EngineLimits) -> Result<Engine> {
         Ok(engine) => Ok(engine),
         Err(error) => {
             tracing::warn!(%error, "pooling allocator unavailable, using on-demand allocation");
-            Engine::new(&base_config())
+            Engine::new(&base_config(limits.perfmap))
                 .map_err(anyhow::Error::from)
                 .context("creating the wasmtime engine")
         }
     }
 }
 
-fn base_config() -> Config {
+fn base_config(perfmap: bool) -> Config {
     let mut config = Config::new();
+    if perfmap {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     config.wasm_component_model(true);
     config.wasm_component_model_async(true);
     config.epoch_interruption(true);

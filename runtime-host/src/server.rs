@@ -23,7 +23,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -136,6 +136,9 @@ struct Shared {
     request_timeout: Duration,
     max_instance_reuse: usize,
     max_instance_concurrency: usize,
+    /// Instances with work in progress (requests, or work after the response such as the
+    /// middleware's log line); the shutdown drain waits for it to reach zero.
+    busy_instances: Arc<AtomicUsize>,
 }
 
 impl Shared {
@@ -190,6 +193,8 @@ impl HandlerState for Shared {
                 idle_timeout: Duration::from_secs(5),
                 request_timeout: self.request_timeout,
                 sleep: Box::pin(tokio::time::sleep(Duration::MAX)),
+                busy_instances: self.busy_instances.clone(),
+                busy: false,
             },
             state: Worker {
                 max_reuse: self.max_instance_reuse,
@@ -254,6 +259,17 @@ struct Expiration {
     idle_timeout: Duration,
     request_timeout: Duration,
     sleep: Pin<Box<tokio::time::Sleep>>,
+    /// Shared count of busy instances, and whether this one is counted in it.
+    busy_instances: Arc<AtomicUsize>,
+    busy: bool,
+}
+
+impl Drop for Expiration {
+    fn drop(&mut self) {
+        if self.busy {
+            self.busy_instances.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
 }
 
 impl WorkerExpiration for Expiration {
@@ -263,6 +279,16 @@ impl WorkerExpiration for Expiration {
         status: WorkerStatus,
         start: Instant,
     ) -> Poll<()> {
+        // The worker polls this whenever it waits, with its current status.
+        let busy = status != WorkerStatus::Idle;
+        if busy != self.busy {
+            self.busy = busy;
+            if busy {
+                self.busy_instances.fetch_add(1, Ordering::SeqCst);
+            } else {
+                self.busy_instances.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
         let timeout = match status {
             WorkerStatus::Idle => self.idle_timeout,
             // Work after the response (streaming a body, writing the log line) gets the
@@ -349,6 +375,7 @@ impl Server {
         let engine = engine::new_engine(&EngineLimits {
             max_memory: args.max_memory,
             max_instances,
+            perfmap: args.perfmap,
         })?;
         let cache_dir = if args.no_cache {
             None
@@ -435,6 +462,7 @@ impl Server {
             request_timeout: args.request_timeout,
             max_instance_reuse: args.max_instance_reuse,
             max_instance_concurrency: args.max_instance_concurrency,
+            busy_instances: Arc::new(AtomicUsize::new(0)),
         };
 
         // One instantiation now proves the components can run before any client waits.
@@ -550,7 +578,8 @@ impl Server {
         limits.draining.store(true, Ordering::SeqCst);
         drop(listener);
         let _ = stop_tx.send(true);
-        let drained = tokio::time::timeout(shutdown_grace, async {
+        let grace_end = tokio::time::Instant::now() + shutdown_grace;
+        let drained = tokio::time::timeout_at(grace_end, async {
             while connections.join_next().await.is_some() {}
         })
         .await;
@@ -560,6 +589,18 @@ impl Server {
                 "grace period over; closing the remaining connections"
             );
             connections.abort_all();
+        }
+        // The guests finish what they do after a response (the middleware writes its log
+        // line and metric event then) before the process exits, within the grace period.
+        let busy = &handler.state().busy_instances;
+        let finished = tokio::time::timeout_at(grace_end, async {
+            while busy.load(Ordering::SeqCst) > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        if finished.is_err() {
+            tracing::warn!("grace period over; instances still busy are dropped");
         }
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
@@ -655,7 +696,9 @@ async fn serve_connection(
     metrics: Arc<HostMetrics>,
     stop: watch::Receiver<bool>,
 ) {
-    let max_buf = limits.max_header_bytes.max(8192);
+    let max_header = limits.max_header_bytes;
+    let max_buf = max_header.max(8192);
+    let rejections = metrics.clone();
     let service = hyper::service::service_fn(move |request| {
         let handler = handler.clone();
         let limits = limits.clone();
@@ -665,6 +708,8 @@ async fn serve_connection(
     let connection = http1::Builder::new()
         .keep_alive(true)
         .max_buf_size(max_buf)
+        // max_buf_size alone lets heads of up to about twice the limit through.
+        .max_header_size(max_header)
         // Slow clients (slowloris) may not hold a connection open forever sending headers.
         .header_read_timeout(Duration::from_secs(10))
         .timer(hyper_util::rt::TokioTimer::new())
@@ -679,8 +724,13 @@ async fn serve_connection(
         }
     };
     if let Err(error) = result {
+        // hyper answered these itself (431/414, 400) without calling the service.
         if error.is_parse_too_large() {
+            rejections.rejected("header_too_large");
             tracing::debug!("request header section too large");
+        } else if error.is_parse() {
+            rejections.rejected("bad_request");
+            tracing::debug!(%error, "malformed request");
         } else if !error.is_incomplete_message() && !error.is_canceled() {
             tracing::debug!(%error, "connection ended with an error");
         }
@@ -713,6 +763,25 @@ async fn handle(
             Some(1),
         );
     };
+    if request.method() == http::Method::CONNECT {
+        // hyper takes a 2xx answer to CONNECT for an established tunnel and fails to send it
+        // (the client got nothing); runtime-host serves requests, it does not tunnel.
+        metrics.observe(&MetricEvent {
+            duration_s: 0.0,
+            request_body_bytes: None,
+            response_body_bytes: None,
+            method: "CONNECT".to_owned(),
+            route: None,
+            status_code: Some(501),
+            scheme: Some("http".to_owned()),
+            error_type: Some("501".to_owned()),
+        });
+        return problem(
+            StatusCode::NOT_IMPLEMENTED,
+            "CONNECT is not supported.",
+            None,
+        );
+    }
     if let Some(length) = declared_length(request.headers())
         && length > limits.max_body_bytes
     {

@@ -21,6 +21,9 @@ pub struct Host {
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
+/// Receives every stdout line of a host started with [`Host::start_tapped`].
+pub type StdoutTap = Box<dyn FnMut(&str) + Send>;
+
 fn cache_dir() -> String {
     format!("{}/compile-cache", env!("CARGO_TARGET_TMPDIR"))
 }
@@ -32,8 +35,19 @@ impl Host {
             .unwrap_or_else(|stderr| panic!("runtime-host did not start:\n{stderr}"))
     }
 
+    /// Starts the host; its stdout lines go to `tap` instead of being kept (long runs would
+    /// otherwise hold every log line in memory). [`Host::stdout`] stays empty.
+    pub fn start_tapped(args: &[&str], tap: impl FnMut(&str) + Send + 'static) -> Host {
+        Host::spawn(args, Some(Box::new(tap)))
+            .unwrap_or_else(|stderr| panic!("runtime-host did not start:\n{stderr}"))
+    }
+
     /// Starts the host; on failure returns its stderr.
     pub fn try_start(args: &[&str]) -> Result<Host, String> {
+        Host::spawn(args, None)
+    }
+
+    fn spawn(args: &[&str], tap: Option<StdoutTap>) -> Result<Host, String> {
         let cache = cache_dir();
         let mut command = Command::new(env!("CARGO_BIN_EXE_runtime-host"));
         if !args.contains(&"--addr") {
@@ -52,8 +66,19 @@ impl Host {
         let mut child = command.spawn().expect("spawning runtime-host");
         let stdout = Arc::new(Mutex::new(Vec::new()));
         let stderr = Arc::new(Mutex::new(Vec::new()));
-        collect(child.stdout.take().unwrap(), stdout.clone());
-        collect(child.stderr.take().unwrap(), stderr.clone());
+        let stdout_sink: StdoutTap = match tap {
+            Some(tap) => tap,
+            None => {
+                let lines = stdout.clone();
+                Box::new(move |line: &str| lines.lock().unwrap().push(line.to_owned()))
+            }
+        };
+        collect(child.stdout.take().unwrap(), stdout_sink);
+        let stderr_lines = stderr.clone();
+        collect(
+            child.stderr.take().unwrap(),
+            Box::new(move |line: &str| stderr_lines.lock().unwrap().push(line.to_owned())),
+        );
 
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -128,6 +153,53 @@ impl Host {
         response.text()
     }
 
+    /// Every access-log line (`"event":"http.request"`) printed so far, parsed.
+    pub fn log_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout()
+            .iter()
+            .filter(|l| l.contains("\"event\":\"http.request\""))
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect()
+    }
+
+    /// Polls `/metrics` until `pred` holds (metric events arrive after the response), for
+    /// at most 10 s; returns the last scrape.
+    pub fn wait_metrics(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let text = self.metrics();
+            if pred(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "/metrics never showed {what}:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Resident set size of the host process, in KiB (`VmRSS` in `/proc/<pid>/status`).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("reading /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("no VmRSS in /proc/{}/status", self.pid()))
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.as_mut().unwrap().try_wait(), Ok(None))
+    }
+
     /// Sends SIGTERM.
     pub fn terminate(&self) {
         let pid = self.child.as_ref().unwrap().id().to_string();
@@ -161,7 +233,7 @@ impl Drop for Host {
     }
 }
 
-fn collect(stream: impl Read + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
+fn collect(stream: impl Read + Send + 'static, mut sink: StdoutTap) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut buf = Vec::new();
@@ -169,10 +241,8 @@ fn collect(stream: impl Read + Send + 'static, lines: Arc<Mutex<Vec<String>>>) {
             if n == 0 {
                 break;
             }
-            let line = String::from_utf8_lossy(&buf)
-                .trim_end_matches('\n')
-                .to_owned();
-            lines.lock().unwrap().push(line);
+            let line = String::from_utf8_lossy(&buf);
+            sink(line.trim_end_matches('\n'));
             buf.clear();
         }
     });
@@ -204,11 +274,30 @@ fn field(line: &str, key: &str) -> SocketAddr {
 }
 
 /// A parsed HTTP response.
-#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for Response {
+    /// Headers as text and at most 300 bytes of the body, so a failed assertion stays readable.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<String> = self
+            .headers
+            .iter()
+            .map(|(n, v)| format!("{n}: {}", String::from_utf8_lossy(v)))
+            .collect();
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &headers)
+            .field("body_len", &self.body.len())
+            .field(
+                "body",
+                &String::from_utf8_lossy(&self.body[..self.body.len().min(300)]),
+            )
+            .finish()
+    }
 }
 
 impl Response {
@@ -420,4 +509,345 @@ pub fn start_dropping_origin() -> SocketAddr {
         }
     });
     addr
+}
+
+/// Sum of the samples of metric `name` (exact series name, e.g. `http_server_requests_total`)
+/// whose labels include every `(label, value)` pair of `labels`.
+pub fn metric_sum(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    series(text, name)
+        .filter(|line| {
+            labels
+                .iter()
+                .all(|(k, v)| line.contains(&format!("{k}=\"{v}\"")))
+        })
+        .map(|line| {
+            let value = line.rsplit_once(' ').unwrap().1;
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("bad sample {line}"))
+        })
+        .sum()
+}
+
+/// The sample lines of metric `name`.
+pub fn series<'a>(text: &'a str, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    text.lines().filter(move |line| {
+        line.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    })
+}
+
+/// Runs `promtool check metrics` on `text` and panics with its output when it fails.
+/// `scripts/test.sh` installs promtool (Debian's `prometheus` package) when it is missing.
+pub fn promtool_check(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("promtool is not installed ({e}); run the tests with `bash scripts/test.sh`, which installs Debian's prometheus package")
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A keep-alive client connection: many requests, one after the other.
+pub struct Conn {
+    reader: BufReader<TcpStream>,
+}
+
+impl Conn {
+    /// Connects to `addr`.
+    pub fn open(addr: SocketAddr) -> Conn {
+        let stream = TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            reader: BufReader::new(stream),
+        }
+    }
+
+    /// Sends one request (without `connection: close`) and reads its response.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut raw = format!("{method} {path} HTTP/1.1\r\nhost: localhost\r\n");
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            raw.push_str(&format!("content-length: {}\r\n", body.len()));
+        }
+        raw.push_str("\r\n");
+        let mut bytes = raw.into_bytes();
+        bytes.extend_from_slice(body);
+        self.send(&bytes)
+    }
+
+    /// GET with extra headers.
+    pub fn get(&mut self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("GET", path, headers, b"")
+    }
+
+    /// Sends raw bytes and reads one response.
+    pub fn send(&mut self, raw: &[u8]) -> Response {
+        self.reader.get_mut().write_all(raw).expect("write request");
+        read_response(&mut self.reader)
+    }
+}
+
+/// What a client saw when the server may fail mid-response.
+#[derive(Debug)]
+pub enum Received {
+    /// The connection closed before a status line arrived.
+    Nothing,
+    /// A whole response (body complete per `content-length` or the final chunk).
+    Complete(Response),
+    /// A response head, then the connection closed before the body was complete.
+    /// `body` holds at most the first 1 MiB; `body_len` counts every body byte received.
+    Truncated { response: Response, body_len: u64 },
+}
+
+/// Sends `raw` on a new connection and reads until the server closes it (or `within` passes,
+/// which fails the test), without assuming the response is well-formed.
+pub fn send_lenient(addr: SocketAddr, raw: &[u8], within: Duration) -> Received {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(within)).unwrap();
+    stream.write_all(raw).expect("write request");
+    read_lenient(stream, within)
+}
+
+/// Reads one response from `stream` until it is complete or the connection closes.
+pub fn read_lenient(stream: TcpStream, within: Duration) -> Received {
+    const KEEP: usize = 1 << 20;
+    let deadline = Instant::now() + within;
+    let mut reader = BufReader::new(stream);
+    let mut line = Vec::new();
+    let timed_out = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        )
+    };
+    match reader.read_until(b'\n', &mut line) {
+        Ok(0) => return Received::Nothing,
+        Ok(_) => {}
+        Err(e) if timed_out(&e) => panic!("no response within {within:?}"),
+        Err(_) => return Received::Nothing,
+    }
+    let status_line = String::from_utf8_lossy(&line).into_owned();
+    let status: u16 = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+            let response = Response {
+                status,
+                headers,
+                body: Vec::new(),
+            };
+            return Received::Truncated {
+                response,
+                body_len: 0,
+            };
+        }
+        let trimmed = line.strip_suffix(b"\r\n").unwrap_or(&line);
+        if trimmed.is_empty() {
+            break;
+        }
+        let at = trimmed.iter().position(|b| *b == b':').expect("colon");
+        let name = String::from_utf8_lossy(&trimmed[..at]).to_ascii_lowercase();
+        headers.push((name, trimmed[at + 1..].trim_ascii().to_vec()));
+    }
+    let mut response = Response {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    let length: Option<u64> = response
+        .all("content-length")
+        .first()
+        .map(|v| v.parse().unwrap());
+    let chunked = response
+        .all("transfer-encoding")
+        .iter()
+        .any(|v| v.contains("chunked"));
+    let mut body_len = 0u64;
+    let keep = |response: &mut Response, data: &[u8]| {
+        let room = KEEP.saturating_sub(response.body.len());
+        response
+            .body
+            .extend_from_slice(&data[..data.len().min(room)]);
+    };
+    let mut buf = vec![0u8; 64 * 1024];
+    if chunked {
+        loop {
+            assert!(
+                Instant::now() < deadline,
+                "body still arriving after {within:?}"
+            );
+            line.clear();
+            if reader.read_until(b'\n', &mut line).unwrap_or(0) == 0 {
+                return Received::Truncated { response, body_len };
+            }
+            let text = String::from_utf8_lossy(&line);
+            let Ok(size) = usize::from_str_radix(text.trim(), 16) else {
+                return Received::Truncated { response, body_len };
+            };
+            if size == 0 {
+                line.clear();
+                let _ = reader.read_until(b'\n', &mut line);
+                return Received::Complete(response);
+            }
+            let mut left = size + 2;
+            while left > 0 {
+                let want = left.min(buf.len());
+                match reader.read(&mut buf[..want]) {
+                    Ok(0) | Err(_) => return Received::Truncated { response, body_len },
+                    Ok(n) => {
+                        let data_end = n.min(left.saturating_sub(2));
+                        body_len += data_end as u64;
+                        keep(&mut response, &buf[..data_end]);
+                        left -= n;
+                    }
+                }
+            }
+        }
+    }
+    let expected = match (length, response.status) {
+        (_, 204 | 304) => Some(0),
+        (length, _) => length,
+    };
+    loop {
+        if expected.is_some_and(|n| body_len >= n) {
+            return Received::Complete(response);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "body still arriving after {within:?}"
+        );
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) if expected.is_none() => return Received::Complete(response),
+            Ok(0) | Err(_) => return Received::Truncated { response, body_len },
+            Ok(n) => {
+                body_len += n as u64;
+                keep(&mut response, &buf[..n]);
+            }
+        }
+    }
+}
+
+/// The head of a request an origin received.
+#[derive(Debug, Clone)]
+pub struct OriginRequest {
+    pub method: String,
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+}
+
+/// An origin whose answers the test scripts: for every request (head and declared body read)
+/// it calls `answer` with the request and the connection. `answer` returns whether to keep the
+/// connection open for another request. Runs on threads until the process ends.
+pub fn start_scripted_origin(
+    answer: impl Fn(&OriginRequest, &mut TcpStream) -> bool + Send + Sync + 'static,
+) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut request_line = String::new();
+                    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut parts = request_line.split_whitespace();
+                    let mut request = OriginRequest {
+                        method: parts.next().unwrap_or("").to_owned(),
+                        target: parts.next().unwrap_or("").to_owned(),
+                        headers: Vec::new(),
+                    };
+                    let mut length = 0usize;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let line = line.trim_end();
+                        if line.is_empty() {
+                            break;
+                        }
+                        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+                        let (name, value) = (name.to_ascii_lowercase(), value.trim().to_owned());
+                        if name == "content-length" {
+                            length = value.parse().unwrap_or(0);
+                        }
+                        request.headers.push((name, value));
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() {
+                        return;
+                    }
+                    if !answer(&request, &mut stream) {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Writes a small complete response (keep-alive).
+pub fn write_ok(stream: &mut TcpStream, body: &str) -> bool {
+    let response = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(response.as_bytes()).is_ok()
+}
+
+/// Closes `stream` with a TCP reset (RST) instead of an orderly close (FIN).
+pub fn reset(stream: TcpStream) {
+    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+    drop(stream);
+}
+
+/// A fresh unique token for this test process (secrets, request ids).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    // The final `z` keeps one token from being a prefix of another (`x1z`, `x11z`).
+    format!(
+        "{prefix}{}x{}z",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
 }
