@@ -12,6 +12,7 @@ Subcommands (run.sh is the only intended caller):
       [--script LUA --script-arg X] URL                run wrk, record req/s, latency, errors, CPU, RSS
   startup DATA --label L --ready-url URL --timeout S -- CMD...
                                          start CMD, time until URL answers 200, stop it
+  cpu-busy SECONDS                       % of CPU time busy over SECONDS (is the machine quiet?)
   report DATA OUT [COPY]                 write the markdown report (and a copy)
 """
 import json
@@ -44,6 +45,8 @@ TARGETS = {
     "wasmtime": "3. wasmtime serve (middleware + app composed with wac plug)",
     "upstream": "4. runtime-host --upstream (middleware in front of bench-origin)",
     "direct": "4'. bench-origin called directly",
+    "upstream_slow": "4s. as 4, origin taking ORIGIN_DELAY_MS per request (/delay/N)",
+    "direct_slow": "4s'. as 4', origin taking ORIGIN_DELAY_MS per request (/delay/N)",
 }
 
 
@@ -171,11 +174,12 @@ def cmd_wrk(argv):
 
 def cmd_pace(argv):
     """Connections and per-connection delay (whole ms, wrk's granularity) whose open-loop rate
-    C * 1000 / D is closest to half of PEAK_RPS (at most 64 connections)."""
+    C * 1000 / D is closest to half of PEAK_RPS (at most 64 connections). The pause is at
+    least 2 ms so that the response time, which adds to it, changes the rate little."""
     target = max(float(argv[0]) / 2, 1.0)
     best = None
     for c in range(1, 65):
-        d = max(1, round(c * 1000 / target))
+        d = max(2, round(c * 1000 / target))
         err = abs(c * 1000 / d - target) / target
         if best is None or err < best[0] - 1e-9:
             best = (err, c, d)
@@ -274,6 +278,9 @@ def cmd_report(argv):
         if r["kind"] == "meta":
             meta.setdefault(r["key"], []).append(r["value"])
     m1 = lambda k, default="n/a": meta.get(k, [default])[-1]  # noqa: E731
+    delay = m1("origin_delay_ms")
+    TARGETS = {t: label.replace("ORIGIN_DELAY_MS", f"{delay} ms")  # noqa: N806
+               for t, label in globals()["TARGETS"].items()}
     peak = {
         t: summarize([r for r in records if r["kind"] == "wrk" and r["target"] == t
                       and r["phase"] == "peak"])
@@ -307,7 +314,8 @@ def cmd_report(argv):
         ("cpu_model", "CPU"), ("nproc", "cores (nproc)"), ("mem", "memory"),
         ("kernel", "kernel"), ("os", "OS"), ("rustc", "rustc"), ("wasmtime", "wasmtime CLI"),
         ("wac", "wac"), ("wrk", "wrk"), ("runtime_host", "runtime-host"),
-        ("git", "commit"), ("load_before", "load average before the run"),
+        ("git", "commit"), ("busy_before_pct", "CPU busy with other work just before the load (%)"),
+        ("load_before", "load average before the load"),
         ("load_after", "load average after the run"),
     ]:
         w(f"| {label} | {m1(key)} |")
@@ -360,6 +368,10 @@ def cmd_report(argv):
     w(f"| throughput 4 / direct (upstream mode vs origin alone) | {fmt(r4d, 3)} "
       f"| ≥ {TARGET_RATIO_UPSTREAM_VS_DIRECT} "
       f"| {verdict(None if r4d is None else r4d >= TARGET_RATIO_UPSTREAM_VS_DIRECT)} |")
+    r4s = ratio(g("upstream_slow", "rps"), g("direct_slow", "rps"))
+    w(f"| throughput 4s / 4s' (the same, origin taking {delay} ms per request) | {fmt(r4s, 3)} "
+      f"| ≥ {TARGET_RATIO_UPSTREAM_VS_DIRECT} "
+      f"| {verdict(None if r4s is None else r4s >= TARGET_RATIO_UPSTREAM_VS_DIRECT)} |")
     w(f"| per-request logic natively (criterion, whole request) | "
       f"{fmt(ns / 1000 if ns else None, 2, ' µs')} | < {TARGET_NATIVE_NS / 1000:.0f} µs "
       f"| {verdict(None if ns is None else ns < TARGET_NATIVE_NS)} |")
@@ -369,7 +381,7 @@ def cmd_report(argv):
       f"| {verdict(None if warm_s is None else warm_s < TARGET_STARTUP_S)} |")
     w("")
 
-    w("## Moderate load (about half of the baseline's peak)")
+    w("## Moderate load (about half of the product's peak)")
     w("")
     w(f"{m1('moderate_how')}")
     w("")
@@ -479,6 +491,19 @@ def cmd_wait_http(argv):
     return 1
 
 
+def cmd_cpu_busy(argv):
+    """Percentage of all CPUs' time spent busy (not idle or waiting for I/O) over N seconds."""
+    def snapshot():
+        with open("/proc/stat") as f:
+            values = [int(x) for x in f.readline().split()[1:]]
+        idle = values[3] + values[4]
+        return sum(values) - idle, sum(values)
+    busy0, total0 = snapshot()
+    time.sleep(float(argv[0]))
+    busy1, total1 = snapshot()
+    print(round(100 * (busy1 - busy0) / max(total1 - total0, 1)))
+
+
 def cmd_meta(argv):
     append(argv[0], {"kind": "meta", "key": argv[1], "value": argv[2]})
 
@@ -496,6 +521,7 @@ def main():
         "wrk": cmd_wrk,
         "startup": cmd_startup,
         "report": cmd_report,
+        "cpu-busy": cmd_cpu_busy,
     }.get(cmd)
     if handler is None:
         print(__doc__)

@@ -24,7 +24,7 @@ def run(pid, url, seconds=5, connections=16):
 
 if __name__ == "__main__":
     targets = [arg.split("=", 1) for arg in sys.argv[1:]]
-    for round_ in range(2):
+    for round_ in range(int(os.environ.get("ROUNDS", "2"))):
         for pid, url in targets:
             us, rps = run(pid, url)
             print(f"{url:40s} {us:8.1f} us CPU/request {rps:9.0f} req/s")

@@ -21,6 +21,19 @@ struct Component;
 
 spin_sdk::wasip3::http::service::export!(Component);
 
+/// The imported `wasi:http/handler@0.3.0` (the next middleware or the app), called directly:
+/// `spin_sdk::http::next` would turn every response into an `http::Response` (parsing all its
+/// headers and asking the host for them twice) only for the glue to take the original back.
+mod next {
+    spin_sdk::wit_bindgen::generate!({
+        runtime_path: "spin_sdk::wit_bindgen::rt",
+        inline: "package edge:next; world next { import wasi:http/handler@0.3.0; }",
+        with: { "wasi:http/types@0.3.0": spin_sdk::wasip3::http::types },
+        generate_all,
+    });
+    pub use self::wasi::http::handler::handle;
+}
+
 /// Settings are read once per instance; hosts reuse instances for many requests.
 fn middleware() -> &'static Middleware {
     static MIDDLEWARE: OnceLock<Middleware> = OnceLock::new();
@@ -90,7 +103,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         let _ = forwarded.set_path_with_query(path_with_query.as_deref());
 
         let app_start = Instant::now();
-        let response = match spin_sdk::http::next(forwarded).await {
+        let app_response = match next::handle(forwarded).await {
             Ok(response) => response,
             Err(code) => {
                 let error = error_type(&code);
@@ -99,22 +112,14 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         };
         let app_time = app_start.elapsed();
 
-        let (parts, body) = response.into_parts();
-        let mut headers = parts.headers;
-        exchange.on_response(parts.status, &mut headers, app_time);
+        let status_code = app_response.get_status_code();
+        // The host only hands over valid status codes (100..=999).
+        let status = StatusCode::from_u16(status_code).unwrap_or(StatusCode::BAD_GATEWAY);
+        let mut headers = to_header_map(&app_response.get_headers());
+        exchange.on_response(status, &mut headers, app_time);
 
-        let mut body = body;
-        let Some(app_response) = body.take_unstarted() else {
-            // `next` hands back an untouched body; anything else is a bug in the SDK.
-            return Ok(failure_response(
-                exchange,
-                ErrorType::Internal,
-                &method,
-                request_bytes,
-            ));
-        };
         let response_bytes = BodyCount::default();
-        let known_response_size = if bodiless(&method, parts.status) {
+        let known_response_size = if bodiless(&method, status) {
             Some(0)
         } else {
             content_length(&headers)
@@ -134,7 +139,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
             (body, None)
         };
         let (response, transmitted) = Response::new(to_fields(&headers), Some(body), trailers);
-        let _ = response.set_status_code(parts.status.as_u16());
+        let _ = response.set_status_code(status_code);
 
         // The log line and metric event are written when the body has been sent, after the
         // response itself went back to the host.
@@ -158,10 +163,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
 
 /// `EDGE_OBS_ENABLED=off`: hands the request on and the response back, untouched.
 async fn pass_through(request: Request) -> Result<Response, ErrorCode> {
-    let response = spin_sdk::http::next(request).await?;
-    let (_, mut body) = response.into_parts();
-    body.take_unstarted()
-        .ok_or_else(|| ErrorCode::InternalError(Some("response body already read".into())))
+    next::handle(request).await
 }
 
 /// Answers for a next handler that failed: a problem+json body, logged at once.

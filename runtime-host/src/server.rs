@@ -810,9 +810,14 @@ async fn handle(
             .boxed_unsync()
     });
 
-    // The client gets its answer at the deadline even when the guest cannot be interrupted
-    // at once; the instance itself is dropped by the worker's expiration shortly after.
-    let outcome = tokio::time::timeout(limits.request_timeout, handler.handle((), request)).await;
+    // The instance's worker expires the request at the deadline (`on_request_start`), which
+    // also stops that instance from taking new requests. This outer timeout is the backstop
+    // for a guest the worker cannot interrupt at once (a blocking host call): the client gets
+    // its answer shortly after the deadline and the worker's expiration drops the instance.
+    // It fires a little later so that, normally, the worker has marked the instance first: a
+    // request the client sends right after its 504 must not be queued on the stuck instance.
+    let backstop = limits.request_timeout + BACKSTOP_MARGIN;
+    let outcome = tokio::time::timeout(backstop, handler.handle((), request)).await;
     let outcome = match outcome {
         Ok(result) => result,
         Err(_) => Err(ExpirationError.into()),
@@ -858,6 +863,10 @@ async fn handle(
         }
     }
 }
+
+/// How much later than the worker's deadline the host answers 504 by itself: a few epoch
+/// ticks, the time the worker needs to interrupt a busy guest and expire its request.
+const BACKSTOP_MARGIN: Duration = Duration::from_millis(200);
 
 fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
     headers

@@ -4,11 +4,14 @@
 //! `bench-origin [--addr 127.0.0.1:8080] [--threads N]`
 //!
 //! `GET /hello` answers `hello\n` (`text/plain`, content-length 6), the same body as the demo
-//! app's `/hello`; anything else gets a small JSON echo `{"method","path","query"}`.
+//! app's `/hello`; `/delay/{ms}` answers the same after `ms` milliseconds (at most 10 s), an
+//! origin that takes time like a real one; anything else gets a small JSON echo
+//! `{"method","path","query"}`.
 //! Connections are kept alive; the runtime is tokio's multi-threaded one.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -17,61 +20,25 @@ use hyper::server::conn::http1;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-const USAGE: &str = "usage: bench-origin [--addr 127.0.0.1:8080] [--threads N]";
-
+/// A tiny native HTTP/1.1 origin for the benchmarks.
+#[derive(clap::Parser)]
+#[command(version)]
 struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    threads: Option<usize>,
+    /// Worker threads (default: one per core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-        threads: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let (name, inline) = match flag.split_once('=') {
-            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
-            None => (flag.clone(), None),
-        };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| it.next())
-                .ok_or_else(|| format!("{name} needs a value\n{USAGE}"))
-        };
-        match name.as_str() {
-            "--addr" => {
-                let v = value()?;
-                args.addr = v.parse().map_err(|e| format!("--addr {v}: {e}\n{USAGE}"))?;
-            }
-            "--threads" => {
-                let v = value()?;
-                let n: usize = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| format!("--threads {v}: not a positive number\n{USAGE}"))?;
-                args.threads = Some(n);
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            _ => return Err(format!("unknown argument {flag}\n{USAGE}")),
-        }
-    }
-    Ok(args)
-}
+/// Longest pause `/delay/{ms}` takes.
+const MAX_DELAY_MS: u64 = 10_000;
 
 /// The answer to one request: the benchmark path without allocating, else a JSON echo.
 fn respond(req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.uri().path() == "/hello" {
-        let mut resp = Response::new(Full::new(Bytes::from_static(b"hello\n")));
-        resp.headers_mut()
-            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        return resp;
+    if req.uri().path() == "/hello" || req.uri().path().starts_with("/delay/") {
+        return hello();
     }
     let body = serde_json::json!({
         "method": req.method().as_str(),
@@ -83,6 +50,19 @@ fn respond(req: &Request<Incoming>) -> Response<Full<Bytes>> {
     resp.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
+}
+
+fn hello() -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(b"hello\n")));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+/// The pause asked for by `/delay/{ms}`, if this is such a request.
+fn delay(req: &Request<Incoming>) -> Option<Duration> {
+    let ms: u64 = req.uri().path().strip_prefix("/delay/")?.parse().ok()?;
+    Some(Duration::from_millis(ms.min(MAX_DELAY_MS)))
 }
 
 async fn serve(addr: SocketAddr) -> std::io::Result<()> {
@@ -102,6 +82,9 @@ async fn serve(addr: SocketAddr) -> std::io::Result<()> {
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
             let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                if let Some(pause) = delay(&req) {
+                    tokio::time::sleep(pause).await;
+                }
                 Ok::<_, Infallible>(respond(&req))
             });
             // Errors here are clients going away mid-request; nothing to do about them.
@@ -114,17 +97,11 @@ async fn serve(addr: SocketAddr) -> std::io::Result<()> {
 }
 
 fn main() {
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("bench-origin: {message}");
-            std::process::exit(2);
-        }
-    };
+    let args = <Args as clap::Parser>::parse();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();
     if let Some(n) = args.threads {
-        builder.worker_threads(n);
+        builder.worker_threads(usize::from(n));
     }
     let runtime = match builder.build() {
         Ok(rt) => rt,
