@@ -82,15 +82,14 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
             write_stdout(&line);
         }
 
+        // Bodies of known size are not counted: the exchange logs their Content-Length.
         let mode = middleware.config().body_size_mode;
         let request_bytes = BodyCount::default();
-        let known_request_size = content_length(&headers);
-        request_bytes.known(known_request_size);
 
         // Rebuild the request around the same body stream with the edited headers.
         let options = request.get_options();
         let (body, trailers) = Request::consume_body(request, unit_future());
-        let body = if known_request_size.is_none() && mode == BodySizeMode::Count {
+        let body = if exchange.known_request_size().is_none() && mode == BodySizeMode::Count {
             request_bytes.pipe(body).0
         } else {
             body
@@ -119,12 +118,6 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         exchange.on_response(status, &mut headers, app_time);
 
         let response_bytes = BodyCount::default();
-        let known_response_size = if bodiless(&method, status) {
-            Some(0)
-        } else {
-            content_length(&headers)
-        };
-        response_bytes.known(known_response_size);
 
         // The app learns how its body was delivered once the client has it.
         let (delivered_tx, delivered_rx) = wit_future::new(|| Ok(()));
@@ -132,12 +125,13 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         // With byte counting on, a body of unknown size is piped through to count it. The pipe
         // also tells when the body really ended: the host's delivery signal fires as soon as a
         // streamed body starts.
-        let (body, body_done) = if known_response_size.is_none() && mode == BodySizeMode::Count {
-            let (body, done) = response_bytes.pipe(body);
-            (body, Some(done))
-        } else {
-            (body, None)
-        };
+        let (body, body_done) =
+            if exchange.known_response_size().is_none() && mode == BodySizeMode::Count {
+                let (body, done) = response_bytes.pipe(body);
+                (body, Some(done))
+            } else {
+                (body, None)
+            };
         let (response, transmitted) = Response::new(to_fields(&headers), Some(body), trailers);
         let _ = response.set_status_code(status_code);
 
@@ -206,15 +200,11 @@ fn unit_future() -> FutureReader<Result<(), ErrorCode>> {
     wit_future::new(|| Ok(())).1
 }
 
-/// Byte count of one body: known up front (Content-Length) or counted as it streams.
+/// Byte count of one body piped through the middleware; `None` while it is not piped.
 #[derive(Clone, Default)]
 struct BodyCount(Rc<Cell<Option<u64>>>);
 
 impl BodyCount {
-    fn known(&self, size: Option<u64>) {
-        self.0.set(size);
-    }
-
     fn get(&self) -> Option<u64> {
         self.0.get()
     }
@@ -250,23 +240,6 @@ impl BodyCount {
         });
         (rx, done_rx)
     }
-}
-
-/// Responses that never carry a body whatever their Content-Length says.
-fn bodiless(method: &http::Method, status: StatusCode) -> bool {
-    method == http::Method::HEAD
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED
-}
-
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
-    let value = values.next()?;
-    if values.next().is_some() {
-        return None;
-    }
-    value.to_str().ok()?.parse().ok()
 }
 
 fn to_header_map(fields: &Fields) -> HeaderMap {

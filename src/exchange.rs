@@ -81,6 +81,17 @@ pub enum ErrorType {
 }
 
 impl ErrorType {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorType; 7] = [
+        ErrorType::Timeout,
+        ErrorType::ConnectionRefused,
+        ErrorType::DestinationUnavailable,
+        ErrorType::ResponseBodyError,
+        ErrorType::RequestBodyError,
+        ErrorType::Internal,
+        ErrorType::Other,
+    ];
+
     /// The `error.type` value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -434,9 +445,15 @@ impl Exchange {
         split_target(&self.target).1.filter(|q| !q.is_empty())
     }
 
-    /// The response size known without counting: 0 when the response cannot have a body,
-    /// else its `Content-Length`.
-    fn known_response_size(&self) -> Option<u64> {
+    /// The request body size known without counting: the request's single valid
+    /// `Content-Length`, as the client sent it.
+    pub fn known_request_size(&self) -> Option<u64> {
+        self.request_content_length
+    }
+
+    /// The response size known without counting (after [`Exchange::on_response`]): 0 when
+    /// the response cannot have a body, else the app's single valid `Content-Length`.
+    pub fn known_response_size(&self) -> Option<u64> {
         let no_body = self.method == Method::HEAD
             || self.status.is_some_and(|s| {
                 s.is_informational() || s == StatusCode::NO_CONTENT || s == StatusCode::NOT_MODIFIED

@@ -233,15 +233,7 @@ fn run(m: &Middleware, inp: &Input, json_lines: bool) {
     if let Some(line) = ex.start_line() {
         assert_lines(&line, json_lines, &inp.secret);
     }
-    let errors = [
-        ErrorType::Timeout,
-        ErrorType::ConnectionRefused,
-        ErrorType::DestinationUnavailable,
-        ErrorType::ResponseBodyError,
-        ErrorType::RequestBodyError,
-        ErrorType::Internal,
-        ErrorType::Other,
-    ];
+    let errors = ErrorType::ALL;
     let end = match inp.failure {
         Some(i) if i % 2 == 0 => {
             let f = ex.on_failure(errors[i % errors.len()]);

@@ -347,6 +347,24 @@ fn wait_no_active_requests(host: &Host) {
     });
 }
 
+/// With `--max-concurrent-requests 2`, both slots are free again: no 503.
+fn assert_slots_free(host: &Host) {
+    for _ in 0..3 {
+        assert_eq!(get(host.addr, "/hello", &[]).status, 200);
+    }
+}
+
+fn assert_no_overload(metrics: &str) {
+    assert_eq!(
+        metric_sum(
+            metrics,
+            "runtime_host_rejected_requests_total",
+            &[("reason", "overload")]
+        ),
+        0.0
+    );
+}
+
 #[test]
 fn client_disconnecting_mid_request_releases_its_slot() {
     let host = Host::start(&["--max-concurrent-requests", "2"]);
@@ -361,19 +379,8 @@ fn client_disconnecting_mid_request_releases_its_slot() {
         drop(stream);
     }
     wait_no_active_requests(&host);
-    // Both slots are free again: no 503.
-    for _ in 0..3 {
-        assert_eq!(get(host.addr, "/hello", &[]).status, 200);
-    }
-    let metrics = host.metrics();
-    assert_eq!(
-        metric_sum(
-            &metrics,
-            "runtime_host_rejected_requests_total",
-            &[("reason", "overload")]
-        ),
-        0.0
-    );
+    assert_slots_free(&host);
+    assert_no_overload(&host.metrics());
 }
 
 #[test]
@@ -391,20 +398,11 @@ fn client_disconnecting_mid_response_releases_its_slot() {
         drop(stream);
     }
     wait_no_active_requests(&host);
-    for _ in 0..3 {
-        assert_eq!(get(host.addr, "/hello", &[]).status, 200);
-    }
+    assert_slots_free(&host);
     let metrics = host.wait_metrics("every request counted", |text| {
         requests_with(text, &[]) == 7.0
     });
-    assert_eq!(
-        metric_sum(
-            &metrics,
-            "runtime_host_rejected_requests_total",
-            &[("reason", "overload")]
-        ),
-        0.0
-    );
+    assert_no_overload(&metrics);
 }
 
 #[test]

@@ -101,15 +101,7 @@ fuzz_target!(|input: Input| {
         check_lines(&line, format, secret_elsewhere);
     }
 
-    let errors = [
-        ErrorType::Timeout,
-        ErrorType::ConnectionRefused,
-        ErrorType::DestinationUnavailable,
-        ErrorType::ResponseBodyError,
-        ErrorType::RequestBodyError,
-        ErrorType::Internal,
-        ErrorType::Other,
-    ];
+    let errors = ErrorType::ALL;
     let completion = match input.failure {
         Some(i) => {
             let failure = exchange.on_failure(errors[usize::from(i) % errors.len()]);

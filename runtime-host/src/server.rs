@@ -766,16 +766,12 @@ async fn handle(
     if request.method() == http::Method::CONNECT {
         // hyper takes a 2xx answer to CONNECT for an established tunnel and fails to send it
         // (the client got nothing); runtime-host serves requests, it does not tunnel.
-        metrics.observe(&MetricEvent {
-            duration_s: 0.0,
-            request_body_bytes: None,
-            response_body_bytes: None,
-            method: "CONNECT".to_owned(),
-            route: None,
-            status_code: Some(501),
-            scheme: Some("http".to_owned()),
-            error_type: Some("501".to_owned()),
-        });
+        metrics.observe(&host_answer(
+            "CONNECT",
+            StatusCode::NOT_IMPLEMENTED,
+            "501",
+            Duration::ZERO,
+        ));
         return problem(
             StatusCode::NOT_IMPLEMENTED,
             "CONNECT is not supported.",
@@ -793,9 +789,8 @@ async fn handle(
         );
     }
 
-    let scheme = "http";
     let method = request.method().clone();
-    let active = metrics.active_request(&method, scheme);
+    let active = metrics.active_request(&method, SCHEME);
     let start = Instant::now();
     let id = limits.next_id.fetch_add(1, Ordering::Relaxed);
 
@@ -847,20 +842,38 @@ async fn handle(
             };
             tracing::warn!(request = id, %method, error = %format!("{error:#}"), "request failed in the host");
             // The guest could not report this request, so the host records it.
-            metrics.observe(&MetricEvent {
-                duration_s: start.elapsed().as_secs_f64(),
-                request_body_bytes: None,
-                response_body_bytes: None,
-                method: crate::metric_event::normalize_method(method.as_str()).to_owned(),
-                route: None,
-                status_code: Some(status.as_u16()),
-                scheme: Some(scheme.to_owned()),
-                error_type: Some(error_type.to_owned()),
-            });
+            metrics.observe(&host_answer(
+                crate::metric_event::normalize_method(method.as_str()),
+                status,
+                error_type,
+                start.elapsed(),
+            ));
             drop(active);
             drop(permit);
             problem(status, detail, None)
         }
+    }
+}
+
+/// The scheme of every request: runtime-host serves plain HTTP (no TLS termination).
+const SCHEME: &str = "http";
+
+/// The metric event of a request the host answered itself, in place of the guest's.
+fn host_answer(
+    method: &str,
+    status: StatusCode,
+    error_type: &str,
+    duration: Duration,
+) -> MetricEvent {
+    MetricEvent {
+        duration_s: duration.as_secs_f64(),
+        request_body_bytes: None,
+        response_body_bytes: None,
+        method: method.to_owned(),
+        route: None,
+        status_code: Some(status.as_u16()),
+        scheme: Some(SCHEME.to_owned()),
+        error_type: Some(error_type.to_owned()),
     }
 }
 
