@@ -573,8 +573,9 @@ fn capture(
     }
 }
 
-/// A single, valid `Content-Length`.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
+/// The body size a message declares: its single, valid `Content-Length` (digits only), else
+/// `None`.
+pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     let mut values = headers.get_all(CONTENT_LENGTH).iter();
     let v = values.next()?;
     if values.next().is_some() {

@@ -778,7 +778,7 @@ async fn handle(
             None,
         );
     }
-    if let Some(length) = declared_length(request.headers())
+    if let Some(length) = edge_observability::exchange::content_length(request.headers())
         && length > limits.max_body_bytes
     {
         metrics.rejected("body_too_large");
@@ -880,15 +880,6 @@ fn host_answer(
 /// How much later than the worker's deadline the host answers 504 by itself: a few epoch
 /// ticks, the time the worker needs to interrupt a busy guest and expire its request.
 const BACKSTOP_MARGIN: Duration = Duration::from_millis(200);
-
-fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
-    headers
-        .get(http::header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .parse()
-        .ok()
-}
 
 /// Gives the guest an absolute URI (scheme and authority from `Host`), as hosts do.
 #[allow(clippy::result_large_err)]
