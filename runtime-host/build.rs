@@ -36,6 +36,8 @@ fn main() {
         return;
     }
 
+    ensure_wasm_target();
+
     // One cargo run per component: in a single run cargo unifies features across packages,
     // and the app would inherit spin-sdk's `http-middleware` feature (and with it an import
     // of `wasi:http/handler` it must not have).
@@ -49,6 +51,43 @@ fn main() {
             .join("component")
             .join(file);
         copy(&built, &out_dir.join(file));
+    }
+}
+
+/// Adds the `wasm32-wasip2` standard library when the toolchain lacks it. rustup installs
+/// the targets of `rust-toolchain.toml` by itself only while it may install things on its
+/// own; with `RUSTUP_AUTO_INSTALL=0` a fresh machine would fail with "can't find crate for
+/// `core`" after building everything else.
+fn ensure_wasm_target() {
+    const TARGET: &str = "wasm32-wasip2";
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .ok()
+        .filter(|out| out.status.success())
+        .map(|out| PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()));
+    let installed = libdir.is_some_and(|dir| {
+        std::fs::read_dir(dir).is_ok_and(|mut entries| {
+            entries
+                .any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libcore-")))
+        })
+    });
+    if installed {
+        return;
+    }
+    println!(
+        "cargo:warning=installing the {TARGET} target with rustup (needed to build the components)"
+    );
+    let status = Command::new("rustup")
+        .args(["target", "add", TARGET])
+        .status();
+    match status {
+        Ok(status) if status.success() => {}
+        Ok(status) => panic!("`rustup target add {TARGET}` failed ({status}); run it by hand"),
+        Err(error) => panic!(
+            "the {TARGET} target is missing and rustup could not be run ({error}); install the target for this toolchain"
+        ),
     }
 }
 

@@ -113,25 +113,6 @@ pub struct LogConfig {
     pub response_headers: Vec<HeaderName>,
 }
 
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            enabled: true,
-            format: LogFormat::Json,
-            level: Level::Info,
-            sample_rate_ppm: 1_000_000,
-            slow_ms: 1000,
-            skip_paths: ["/livez", "/readyz", "/healthz", "/startupz"]
-                .map(String::from)
-                .to_vec(),
-            start_line: false,
-            user_agent_max: 256,
-            request_headers: Vec::new(),
-            response_headers: Vec::new(),
-        }
-    }
-}
-
 impl LogConfig {
     /// Whether a finished request gets a log line. Errors and slow requests are never sampled
     /// away or skipped; only successful fast requests are subject to skip paths and sampling.
@@ -533,7 +514,7 @@ mod tests {
 
     fn redaction() -> &'static Redaction {
         static R: std::sync::OnceLock<Redaction> = std::sync::OnceLock::new();
-        R.get_or_init(Redaction::default)
+        R.get_or_init(|| crate::Config::default().redaction)
     }
 
     fn record<'a>(headers: &'a [LoggedHeader]) -> Record<'a> {
@@ -791,7 +772,7 @@ mod tests {
 
     #[test]
     fn filtering_rules() {
-        let mut c = LogConfig::default();
+        let mut c = crate::Config::default().log;
         assert!(c.should_log(Level::Info, true, false, false, 0));
         assert!(
             !c.should_log(Level::Info, true, false, true, 0),
@@ -835,7 +816,7 @@ mod tests {
 
     #[test]
     fn slow_threshold() {
-        let mut c = LogConfig::default();
+        let mut c = crate::Config::default().log;
         assert!(c.is_slow(Duration::from_millis(1000)));
         assert!(!c.is_slow(Duration::from_millis(999)));
         c.slow_ms = 0;

@@ -3,8 +3,13 @@
 //! These headers are written by proxies, but a client can send them too, so they are only read
 //! when `EDGE_OBS_TRUSTED_PROXY_HOPS` says how many proxies in front of us append to them. With
 //! N trusted hops the N-th entry from the right is the address the outermost trusted proxy saw;
-//! everything left of it may be forged. WASI HTTP does not give us the peer address, so without
-//! trusted hops `client.address` is simply absent.
+//! everything left of it may be forged.
+//!
+//! WASI HTTP does not give a component the peer address, but hosts do, in a request header of
+//! their own: Spin sets `spin-client-addr` (`ip:port`) and runtime-host does the same, after
+//! removing any value a client sent. When no trusted proxy header applies, the address comes
+//! from that header (`EDGE_OBS_PEER_ADDRESS_HEADER`; set it to `off` on a host that passes a
+//! client's header through unchecked).
 //!
 //! Spoofing note: in `auto` mode `Forwarded` wins when present. If your proxies only write
 //! `X-Forwarded-For`, a client could send its own `Forwarded`; set
@@ -15,7 +20,7 @@
 //! lowercased), rather than with `std::net` parsing and formatting, which would add several
 //! kilobytes to the component.
 
-use http::{HeaderMap, header::FORWARDED};
+use http::{HeaderMap, HeaderName, header::FORWARDED};
 
 /// Largest accepted `EDGE_OBS_TRUSTED_PROXY_HOPS`.
 pub const MAX_TRUSTED_HOPS: usize = 32;
@@ -32,22 +37,18 @@ pub enum Source {
 }
 
 /// Client address settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientAddrConfig {
     /// Number of trusted proxies in front of the middleware; 0 = never read the headers.
     pub trusted_hops: usize,
     /// Header to read.
     pub source: Source,
+    /// The header in which the host passes the TCP peer address, if any.
+    pub peer_header: Option<HeaderName>,
 }
 
-impl Default for ClientAddrConfig {
-    fn default() -> Self {
-        ClientAddrConfig {
-            trusted_hops: 0,
-            source: Source::Auto,
-        }
-    }
-}
+/// The header Spin (and runtime-host) set to the client's TCP peer address, `ip:port`.
+pub const SPIN_CLIENT_ADDR: &str = "spin-client-addr";
 
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
 
@@ -75,6 +76,21 @@ impl std::fmt::Debug for ClientIp {
 /// The client address of a request, or `None` (no trusted hops, header absent, or the chosen
 /// entry is not an IP address, e.g. `unknown` or an obfuscated `_id`).
 pub fn client_address(cfg: &ClientAddrConfig, headers: &HeaderMap) -> Option<ClientIp> {
+    forwarded_address(cfg, headers).or_else(|| peer_address(cfg, headers))
+}
+
+/// The address the host saw, from its peer header (a single value).
+fn peer_address(cfg: &ClientAddrConfig, headers: &HeaderMap) -> Option<ClientIp> {
+    let mut values = headers.get_all(cfg.peer_header.as_ref()?).iter();
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    parse_node(value.as_bytes())
+}
+
+/// The address the outermost trusted proxy saw.
+fn forwarded_address(cfg: &ClientAddrConfig, headers: &HeaderMap) -> Option<ClientIp> {
     if cfg.trusted_hops == 0 {
         return None;
     }
@@ -257,10 +273,50 @@ mod tests {
             &ClientAddrConfig {
                 trusted_hops: hops,
                 source,
+                peer_header: None,
             },
             headers,
         )
         .map(|ip| ip.as_str().to_owned())
+    }
+
+    fn with_peer(hops: usize, headers: &HeaderMap) -> Option<String> {
+        client_address(
+            &ClientAddrConfig {
+                trusted_hops: hops,
+                source: Source::Auto,
+                peer_header: Some(HeaderName::from_static(SPIN_CLIENT_ADDR)),
+            },
+            headers,
+        )
+        .map(|ip| ip.as_str().to_owned())
+    }
+
+    #[test]
+    fn peer_header_is_the_fallback() {
+        let m = h(&[("spin-client-addr", "127.0.0.1:51234")]);
+        assert_eq!(with_peer(0, &m).as_deref(), Some("127.0.0.1"));
+        let m = h(&[("spin-client-addr", "[::1]:8080")]);
+        assert_eq!(with_peer(0, &m).as_deref(), Some("::1"));
+        // A trusted proxy header wins over the peer (the peer is the proxy).
+        let m = h(&[
+            ("spin-client-addr", "10.0.0.1:80"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ]);
+        assert_eq!(with_peer(1, &m).as_deref(), Some("203.0.113.9"));
+        // Untrusted forwarding headers are ignored; the peer is used.
+        assert_eq!(with_peer(0, &m).as_deref(), Some("10.0.0.1"));
+        // Garbage or ambiguous peer values give no address.
+        let m = h(&[("spin-client-addr", "not an address")]);
+        assert_eq!(with_peer(0, &m), None);
+        let m = h(&[
+            ("spin-client-addr", "1.2.3.4:1"),
+            ("spin-client-addr", "5.6.7.8:2"),
+        ]);
+        assert_eq!(with_peer(0, &m), None);
+        // Switched off: nothing.
+        let m = h(&[("spin-client-addr", "127.0.0.1:51234")]);
+        assert_eq!(addr(0, Source::Auto, &m), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! are (the host moves the bytes, the guest never sees them) unless their size is unknown and
 //! byte counting is on, in which case the stream is piped through a small fixed buffer.
 
-use crate::{BodySizeMode, Completion, ErrorType, Exchange, Middleware, RequestHead};
+use crate::{Completion, ErrorType, Exchange, Middleware, RequestHead};
 use futures_channel::oneshot;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
@@ -31,7 +31,7 @@ mod next {
         with: { "wasi:http/types@0.3.0": spin_sdk::wasip3::http::types },
         generate_all,
     });
-    pub use self::wasi::http::handler::handle;
+    pub(super) use self::wasi::http::handler::handle;
 }
 
 /// Settings are read once per instance; hosts reuse instances for many requests.
@@ -83,13 +83,13 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         }
 
         // Bodies of known size are not counted: the exchange logs their Content-Length.
-        let mode = middleware.config().body_size_mode;
+        let counting = middleware.config().counts_body_bytes();
         let request_bytes = BodyCount::default();
 
         // Rebuild the request around the same body stream with the edited headers.
         let options = request.get_options();
         let (body, trailers) = Request::consume_body(request, unit_future());
-        let body = if exchange.known_request_size().is_none() && mode == BodySizeMode::Count {
+        let body = if counting && exchange.known_request_size().is_none() {
             request_bytes.pipe(body).0
         } else {
             body
@@ -106,7 +106,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
             Ok(response) => response,
             Err(code) => {
                 let error = error_type(&code);
-                return Ok(failure_response(exchange, error, &method, request_bytes));
+                return Ok(failure_response(exchange, error, request_bytes));
             }
         };
         let app_time = app_start.elapsed();
@@ -125,13 +125,12 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         // With byte counting on, a body of unknown size is piped through to count it. The pipe
         // also tells when the body really ended: the host's delivery signal fires as soon as a
         // streamed body starts.
-        let (body, body_done) =
-            if exchange.known_response_size().is_none() && mode == BodySizeMode::Count {
-                let (body, done) = response_bytes.pipe(body);
-                (body, Some(done))
-            } else {
-                (body, None)
-            };
+        let (body, body_done) = if counting && exchange.known_response_size().is_none() {
+            let (body, done) = response_bytes.pipe(body);
+            (body, Some(done))
+        } else {
+            (body, None)
+        };
         let (response, transmitted) = Response::new(to_fields(&headers), Some(body), trailers);
         let _ = response.set_status_code(status_code);
 
@@ -164,13 +163,9 @@ async fn pass_through(request: Request) -> Result<Response, ErrorCode> {
 fn failure_response(
     mut exchange: Exchange,
     error: ErrorType,
-    method: &http::Method,
     request_bytes: BodyCount,
 ) -> Response {
-    let mut failure = exchange.on_failure(error);
-    if method == http::Method::HEAD {
-        failure.body.clear();
-    }
+    let failure = exchange.on_failure(error);
     let body_len = failure.body.len() as u64;
     let (response, _) = Response::new(
         to_fields(&failure.headers),

@@ -56,6 +56,7 @@
 //! | `EDGE_OBS_ROUTES` | comma list of templates | empty | Route templates for `http.route`: `/users/{id}`, `/static/*`; first match wins. |
 //! | `EDGE_OBS_TRUSTED_PROXY_HOPS` | 0–32 | `0` | Trusted proxies in front; `client.address` is the N-th entry from the right of `Forwarded`/`X-Forwarded-For`. `0`: never read them. |
 //! | `EDGE_OBS_CLIENT_ADDRESS_HEADER` | `auto` \| `forwarded` \| `x-forwarded-for` | `auto` | Header with the client address; `auto` prefers `Forwarded`. Set it to the one your proxy writes. |
+//! | `EDGE_OBS_PEER_ADDRESS_HEADER` | header name \| `off` | `spin-client-addr` | Header in which the host passes the TCP peer address (`ip:port`; Spin and runtime-host set it); `client.address` when no trusted proxy header applies. |
 
 use std::fmt;
 
@@ -64,7 +65,7 @@ use http::HeaderName;
 use crate::access_log::{
     Level, LogConfig, LogFormat, MAX_LOGGED_HEADERS, SERVICE_NAME_MAX_CHARS, USER_AGENT_MAX_LIMIT,
 };
-use crate::client_addr::{ClientAddrConfig, MAX_TRUSTED_HOPS, Source};
+use crate::client_addr::{ClientAddrConfig, MAX_TRUSTED_HOPS, SPIN_CLIENT_ADDR, Source};
 use crate::header_rules::{self, FORBIDDEN_TO_SET, HeaderRules};
 use crate::json;
 use crate::redact::{self, Redaction};
@@ -125,6 +126,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EDGE_OBS_ROUTES",
     "EDGE_OBS_TRUSTED_PROXY_HOPS",
     "EDGE_OBS_CLIENT_ADDRESS_HEADER",
+    "EDGE_OBS_PEER_ADDRESS_HEADER",
 ];
 
 /// How body sizes are measured (`EDGE_OBS_BODY_SIZE`).
@@ -457,6 +459,7 @@ impl Env {
                 &["auto", "forwarded", "x-forwarded-for"],
                 "expected one of: auto, forwarded, x-forwarded-for",
             )],
+            peer_header: self.peer_header(),
         };
         Config {
             enabled,
@@ -474,6 +477,26 @@ impl Env {
             metrics,
             routes,
             client_addr,
+        }
+    }
+
+    /// `EDGE_OBS_PEER_ADDRESS_HEADER`: a header name, or `off` (also empty) for none.
+    fn peer_header(&mut self) -> Option<HeaderName> {
+        const NAME: &str = "EDGE_OBS_PEER_ADDRESS_HEADER";
+        let default = HeaderName::from_static(SPIN_CLIENT_ADDR);
+        let Some(raw) = self.take(NAME) else {
+            return Some(default);
+        };
+        let v = header_rules::trim(&raw);
+        if v.is_empty() || SWITCH_WORDS[..4].iter().any(|w| w.eq_ignore_ascii_case(v)) {
+            return None;
+        }
+        match header_rules::parse_name(v) {
+            Some(h) => Some(h),
+            None => {
+                self.issue(NAME, &raw, "invalid header name", SPIN_CLIENT_ADDR);
+                Some(default)
+            }
         }
     }
 

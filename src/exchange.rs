@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::access_log::{
@@ -78,11 +78,29 @@ pub enum ErrorType {
     Internal,
     /// Anything else.
     Other,
+    /// The host: a guest trapped (a crash in the app or a middleware), answered with 500.
+    GuestTrap,
+    /// The host: a guest hit the memory limit, answered with 500.
+    MemoryLimit,
+    /// The host: at its concurrency limit, answered with 503.
+    Overload,
+    /// The host: shutting down, answered with 503.
+    Draining,
+    /// The host: the declared request body is over the limit, answered with 413.
+    RequestBodyTooLarge,
+    /// The host: the request header section is over the limit, answered with 431.
+    RequestHeaderTooLarge,
+    /// The host: the request target is over the limit, answered with 414.
+    UriTooLong,
+    /// The host: a malformed request, answered with 400.
+    BadRequest,
+    /// The host: a method it does not serve (CONNECT), answered with 501.
+    MethodNotSupported,
 }
 
 impl ErrorType {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorType; 7] = [
+    pub const ALL: [ErrorType; 16] = [
         ErrorType::Timeout,
         ErrorType::ConnectionRefused,
         ErrorType::DestinationUnavailable,
@@ -90,6 +108,15 @@ impl ErrorType {
         ErrorType::RequestBodyError,
         ErrorType::Internal,
         ErrorType::Other,
+        ErrorType::GuestTrap,
+        ErrorType::MemoryLimit,
+        ErrorType::Overload,
+        ErrorType::Draining,
+        ErrorType::RequestBodyTooLarge,
+        ErrorType::RequestHeaderTooLarge,
+        ErrorType::UriTooLong,
+        ErrorType::BadRequest,
+        ErrorType::MethodNotSupported,
     ];
 
     /// The `error.type` value.
@@ -102,14 +129,40 @@ impl ErrorType {
             ErrorType::RequestBodyError => "request_body_error",
             ErrorType::Internal => "internal_error",
             ErrorType::Other => "_OTHER",
+            ErrorType::GuestTrap => "guest_trap",
+            ErrorType::MemoryLimit => "memory_limit",
+            ErrorType::Overload => "overload",
+            ErrorType::Draining => "draining",
+            ErrorType::RequestBodyTooLarge => "request_body_too_large",
+            ErrorType::RequestHeaderTooLarge => "request_header_too_large",
+            ErrorType::UriTooLong => "uri_too_long",
+            ErrorType::BadRequest => "bad_request",
+            ErrorType::MethodNotSupported => "method_not_supported",
         }
     }
 
-    /// The status the middleware answers with: 504 for a timeout, else 502.
+    /// The status answered for this failure: 504 for a timeout, the host's own statuses for
+    /// its kinds, else 502.
     pub fn status(self) -> StatusCode {
         match self {
             ErrorType::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            ErrorType::GuestTrap | ErrorType::MemoryLimit => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::Overload | ErrorType::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::RequestBodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorType::RequestHeaderTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ErrorType::UriTooLong => StatusCode::URI_TOO_LONG,
+            ErrorType::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorType::MethodNotSupported => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Seconds a client should wait before retrying (`Retry-After`), for the failures that
+    /// pass by themselves.
+    pub fn retry_after(self) -> Option<u32> {
+        match self {
+            ErrorType::Overload | ErrorType::Draining => Some(1),
+            _ => None,
         }
     }
 }
@@ -123,8 +176,21 @@ pub struct FailureResponse {
     /// plus everything [`Exchange::on_response`] adds (request id, security baseline, rules,
     /// `Server-Timing`).
     pub headers: HeaderMap,
-    /// The problem+json body (send nothing for HEAD requests).
+    /// The problem+json body (empty for HEAD requests).
     pub body: Vec<u8>,
+}
+
+/// A request answered in place of the app; see [`Middleware::answer`].
+#[derive(Clone, Debug)]
+pub struct Answer {
+    /// The response to send.
+    pub response: FailureResponse,
+    /// The access-log and metric event lines, as [`Exchange::finish`] returns them.
+    pub lines: String,
+    /// The request id the response carries.
+    pub request_id: String,
+    /// The trace id, when trace context is on.
+    pub trace_id: Option<String>,
 }
 
 /// How the exchange ended, as seen by the glue.
@@ -224,6 +290,44 @@ impl Middleware {
         )
     }
 
+    /// The whole exchange of a request answered in place of the app, by a host that rejects
+    /// it (overload, limits) or whose guest failed (timeout, trap): the response, with the
+    /// request id, the security baseline and a problem+json body exactly as the component
+    /// would answer, and the lines the component would have written (access log and metric
+    /// event). `started` is when the request arrived, for its duration.
+    ///
+    /// A valid client request id is kept and an invalid one replaced, as in [`Middleware::start`].
+    pub fn answer(
+        &self,
+        req: &RequestHead<'_>,
+        request_headers: &HeaderMap,
+        error: ErrorType,
+        started: Instant,
+    ) -> Answer {
+        let elapsed = started.elapsed();
+        let arrived_at = SystemTime::now().checked_sub(elapsed).unwrap_or(UNIX_EPOCH);
+        // `start` edits the headers it would forward; nothing is forwarded here.
+        let mut headers = request_headers.clone();
+        let mut exchange = self.start_with(req, &mut headers, started, arrived_at, &random_bytes());
+        let response = exchange.on_failure(error);
+        let request_id = exchange.request_id.clone();
+        let trace_id = exchange.trace_id();
+        let lines = exchange.finish_after(
+            Completion {
+                request_body_bytes: None,
+                response_body_bytes: Some(response.body.len() as u64),
+                error: Some(error),
+            },
+            elapsed,
+        );
+        Answer {
+            response,
+            lines,
+            request_id,
+            trace_id,
+        }
+    }
+
     /// [`Middleware::start`] with explicit clock and randomness (48 bytes: 16 for a generated
     /// id, 24 for trace and span ids, 4 for the sampling draw), for tests.
     pub(crate) fn start_with(
@@ -308,6 +412,15 @@ impl Exchange {
         &self.request_id
     }
 
+    /// The trace id of this exchange in lowercase hex, when trace context is on.
+    pub fn trace_id(&self) -> Option<String> {
+        self.trace.as_ref().map(|t| {
+            let mut s = String::with_capacity(32);
+            trace_context::push_hex(&mut s, &t.trace_id);
+            s
+        })
+    }
+
     /// Debug-level "request started" line when enabled by config (`EDGE_OBS_LOG_START=on`
     /// and `EDGE_OBS_LOG_LEVEL=debug`), else `None`. Ends with `\n`.
     pub fn start_line(&self) -> Option<String> {
@@ -340,11 +453,14 @@ impl Exchange {
     /// The next handler failed: the answer to send (502, or 504 for [`ErrorType::Timeout`])
     /// with an `application/problem+json` body carrying the request id and no internal detail,
     /// and the same response headers as [`Exchange::on_response`] would add.
+    ///
+    /// A HEAD request gets the same headers (`Content-Length` included) and an empty body.
+    /// Failures that pass by themselves (overload, draining) carry `Retry-After`.
     pub fn on_failure(&mut self, error: ErrorType) -> FailureResponse {
         let status = error.status();
         self.status = Some(status);
         self.failure = Some(error);
-        let body = problem::body(status, &self.request_id);
+        let mut body = problem::body(status, &self.request_id);
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -352,7 +468,13 @@ impl Exchange {
         );
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if let Some(seconds) = error.retry_after() {
+            headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
         self.response_content_length = Some(body.len() as u64);
+        if self.method == Method::HEAD {
+            body.clear();
+        }
         if self.config.enabled {
             self.decorate(&mut headers, self.started.elapsed());
             self.capture_response(&headers);

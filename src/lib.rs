@@ -27,4 +27,6 @@ mod component;
 mod proptests;
 
 pub use config::{BodySizeMode, Config, ConfigIssue};
-pub use exchange::{Completion, ErrorType, Exchange, FailureResponse, Middleware, RequestHead};
+pub use exchange::{
+    Answer, Completion, ErrorType, Exchange, FailureResponse, Middleware, RequestHead,
+};

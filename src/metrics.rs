@@ -40,29 +40,38 @@ pub struct MetricEvent<'a> {
     pub error_type: Option<&'a str>,
 }
 
+/// The catch-all value OpenTelemetry uses for methods (and error types) outside the known set.
+pub const OTHER: &str = "_OTHER";
+
+/// The nine standard HTTP methods OpenTelemetry keeps as `http.request.method`.
+pub const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
 /// The method as a metric attribute: one of the nine standard methods (exact, uppercase) or
 /// `_OTHER`, as OpenTelemetry requires to bound cardinality.
 pub fn standard_method(m: &Method) -> &'static str {
-    match *m {
-        Method::GET => "GET",
-        Method::HEAD => "HEAD",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::CONNECT => "CONNECT",
-        Method::OPTIONS => "OPTIONS",
-        Method::TRACE => "TRACE",
-        Method::PATCH => "PATCH",
-        _ => "_OTHER",
-    }
+    standard_method_str(m.as_str())
 }
 
-/// The scheme as a metric attribute: `https` when the request scheme is https
-/// (case-insensitive), else `http` (also when unknown: the middleware is reached over HTTP).
+/// [`standard_method`] for a method given as text (as a consumer of metric events reads it).
+pub fn standard_method_str(m: &str) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| **known == m)
+        .copied()
+        .unwrap_or(OTHER)
+}
+
+/// The scheme as a metric attribute: `http` or `https` (case-insensitive), [`OTHER`] for any
+/// other scheme, and `http` when the host did not say (the middleware is reached over HTTP).
+/// The one rule for the component and for every consumer of metric events.
 pub fn normalize_scheme(scheme: Option<&str>) -> &'static str {
     match scheme {
+        None => "http",
+        Some(s) if s.eq_ignore_ascii_case("http") => "http",
         Some(s) if s.eq_ignore_ascii_case("https") => "https",
-        _ => "http",
+        Some(_) => OTHER,
     }
 }
 
@@ -175,6 +184,6 @@ mod tests {
         assert_eq!(normalize_scheme(Some("HTTPS")), "https");
         assert_eq!(normalize_scheme(Some("http")), "http");
         assert_eq!(normalize_scheme(None), "http");
-        assert_eq!(normalize_scheme(Some("gopher")), "http");
+        assert_eq!(normalize_scheme(Some("gopher")), "_OTHER");
     }
 }

@@ -17,14 +17,32 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 /// component).
 fn prefix(status: StatusCode) -> &'static str {
     match status.as_u16() {
-        504 => {
-            r#"{"type":"about:blank","title":"Gateway Timeout","status":504,"detail":"The application did not respond in time.","request_id":""#
+        400 => {
+            r#"{"type":"about:blank","title":"Bad Request","status":400,"detail":"The request is malformed.","request_id":""#
         }
-        503 => {
-            r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"The application is not available.","request_id":""#
+        413 => {
+            r#"{"type":"about:blank","title":"Content Too Large","status":413,"detail":"The request body is larger than this server accepts.","request_id":""#
+        }
+        414 => {
+            r#"{"type":"about:blank","title":"URI Too Long","status":414,"detail":"The request target is longer than this server accepts.","request_id":""#
+        }
+        429 => {
+            r#"{"type":"about:blank","title":"Too Many Requests","status":429,"detail":"Too many requests; retry after the time given in Retry-After.","request_id":""#
+        }
+        431 => {
+            r#"{"type":"about:blank","title":"Request Header Fields Too Large","status":431,"detail":"The request header section is larger than this server accepts.","request_id":""#
         }
         500 => {
             r#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"The request could not be completed.","request_id":""#
+        }
+        501 => {
+            r#"{"type":"about:blank","title":"Not Implemented","status":501,"detail":"The request method is not supported.","request_id":""#
+        }
+        503 => {
+            r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"The service is temporarily unavailable; retry after the time given in Retry-After.","request_id":""#
+        }
+        504 => {
+            r#"{"type":"about:blank","title":"Gateway Timeout","status":504,"detail":"The application did not respond in time.","request_id":""#
         }
         _ => {
             r#"{"type":"about:blank","title":"Bad Gateway","status":502,"detail":"The application could not produce a response.","request_id":""#
@@ -32,8 +50,8 @@ fn prefix(status: StatusCode) -> &'static str {
     }
 }
 
-/// The problem+json body for `status` (502, 503, 504 or 500; other statuses get the 502
-/// body, so callers pass one of those), e.g.
+/// The problem+json body for `status` (one of the statuses [`crate::ErrorType::status`] gives,
+/// or 429; any other status gets the 502 body), e.g.
 /// `{"type":"about:blank","title":"Bad Gateway","status":502,"detail":"...","request_id":"..."}`.
 pub fn body(status: StatusCode, request_id: &str) -> Vec<u8> {
     let mut s = String::with_capacity(160 + request_id.len());
@@ -80,6 +98,25 @@ mod tests {
         // Anything else is answered as a bad gateway: the body never contradicts itself.
         let v = parse(&body(StatusCode::IM_A_TEAPOT, "x"));
         assert_eq!(v["status"], 502);
+    }
+
+    #[test]
+    fn every_failure_status_has_its_own_body() {
+        for error in crate::ErrorType::ALL {
+            let status = error.status();
+            let v = parse(&body(status, "x"));
+            assert_eq!(v["status"], status.as_u16(), "{error:?}");
+            assert_eq!(
+                v["title"].as_str().unwrap(),
+                match status.as_u16() {
+                    413 => "Content Too Large",
+                    s => StatusCode::from_u16(s).unwrap().canonical_reason().unwrap(),
+                },
+                "{error:?}"
+            );
+        }
+        let v = parse(&body(StatusCode::TOO_MANY_REQUESTS, "x"));
+        assert_eq!(v["title"], "Too Many Requests");
     }
 
     #[test]

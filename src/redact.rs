@@ -32,15 +32,6 @@ pub struct Redaction {
     pub query_params: Vec<String>,
 }
 
-impl Default for Redaction {
-    fn default() -> Self {
-        Redaction {
-            headers: Vec::new(),
-            query_params: DEFAULT_QUERY_PARAMS.split(',').map(str::to_owned).collect(),
-        }
-    }
-}
-
 impl Redaction {
     /// Whether the values of this header must never be logged.
     pub fn is_secret_header(&self, name: &HeaderName) -> bool {
@@ -125,7 +116,7 @@ mod tests {
 
     fn redact(q: &str) -> String {
         let mut s = String::new();
-        Redaction::default().redact_query(q, &mut s);
+        crate::Config::default().redaction.redact_query(q, &mut s);
         s
     }
 
@@ -133,7 +124,7 @@ mod tests {
     fn always_redacted_headers() {
         let r = Redaction {
             headers: vec![HeaderName::from_static("x-secret")],
-            ..Redaction::default()
+            ..crate::Config::default().redaction
         };
         for n in [
             "authorization",

@@ -51,18 +51,6 @@ pub struct RequestIdConfig {
     pub format: IdFormat,
 }
 
-impl Default for RequestIdConfig {
-    fn default() -> Self {
-        RequestIdConfig {
-            header: HeaderName::from_static("x-request-id"),
-            aliases: vec![HeaderName::from_static("x-correlation-id")],
-            max_len: 128,
-            policy: Policy::Accept,
-            format: IdFormat::UuidV7,
-        }
-    }
-}
-
 /// Why a client-supplied id was not used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplaceReason {
@@ -216,7 +204,7 @@ mod tests {
     const RND: [u8; 16] = [7; 16];
 
     fn cfg() -> RequestIdConfig {
-        RequestIdConfig::default()
+        crate::Config::default().request_id
     }
 
     fn map(pairs: &[(&str, &[u8])]) -> HeaderMap {

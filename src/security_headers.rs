@@ -94,19 +94,6 @@ pub struct SecurityHeaders {
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
-impl Default for SecurityHeaders {
-    fn default() -> Self {
-        SecurityHeaders {
-            enabled: true,
-            mode: Mode::Override,
-            headers: BASELINE
-                .iter()
-                .map(|b| (b.name.clone(), HeaderValue::from_static(b.default)))
-                .collect(),
-        }
-    }
-}
-
 impl SecurityHeaders {
     /// Adds the baseline to response headers.
     pub fn apply(&self, headers: &mut HeaderMap) {
@@ -143,7 +130,7 @@ mod tests {
 
     #[test]
     fn defaults_are_valid_and_complete() {
-        let s = SecurityHeaders::default();
+        let s = crate::Config::default().security;
         assert_eq!(s.headers.len(), 9);
         let mut h = HeaderMap::new();
         s.apply(&mut h);
@@ -183,7 +170,7 @@ mod tests {
             "x-xss-protection",
             HeaderValue::from_static("1; mode=block"),
         );
-        SecurityHeaders::default().apply(&mut h);
+        crate::Config::default().security.apply(&mut h);
         let v: Vec<_> = h.get_all("x-frame-options").iter().collect();
         assert_eq!(v, ["DENY"]);
         assert_eq!(h.get_all("x-xss-protection").iter().count(), 1);
@@ -199,7 +186,7 @@ mod tests {
         );
         let s = SecurityHeaders {
             mode: Mode::IfAbsent,
-            ..SecurityHeaders::default()
+            ..crate::Config::default().security
         };
         s.apply(&mut h);
         assert_eq!(h["content-security-policy"], "default-src 'self'");
@@ -212,7 +199,7 @@ mod tests {
         let mut h = HeaderMap::new();
         SecurityHeaders {
             enabled: false,
-            ..SecurityHeaders::default()
+            ..crate::Config::default().security
         }
         .apply(&mut h);
         assert!(h.is_empty());

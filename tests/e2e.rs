@@ -268,11 +268,43 @@ fn upstream_failure_is_a_502_problem_with_the_request_id() {
 }
 
 #[test]
-fn unreachable_upstream_at_start_is_one_clear_error() {
+fn unreachable_upstream_at_start_is_not_ready_until_it_comes_up() {
     let closed = common::closed_port();
-    let err = Host::try_start(&["--upstream", &format!("http://{closed}")])
-        .err()
-        .expect("refuses to start");
+    let host = Host::start(&["--upstream", &format!("http://{closed}")]);
+    assert_eq!(host.admin_get("/readyz").status, 503);
+    assert_eq!(
+        host.admin_get("/livez").status,
+        200,
+        "not ready is no crash"
+    );
+    let verbose = host.admin_get("/readyz?verbose").text();
+    assert!(verbose.contains("upstream"), "{verbose}");
+    // While the origin is down, requests get the middleware's 502, and the host serves on.
+    assert_eq!(get(host.addr, "/", &[]).status, 502);
+    common::start_origin_at(closed);
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while host.admin_get("/readyz").status != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never became ready once the origin came up"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let response = get(host.addr, "/after", &[]);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json()["origin"], true);
+}
+
+#[test]
+fn require_upstream_keeps_the_fail_fast_start() {
+    let closed = common::closed_port();
+    let err = Host::try_start(&[
+        "--upstream",
+        &format!("http://{closed}"),
+        "--require-upstream",
+    ])
+    .err()
+    .expect("refuses to start");
     assert!(
         err.contains("upstream") && err.contains("not reachable"),
         "{err}"

@@ -8,7 +8,7 @@
 //! benchmark notes in the README).
 
 use crate::components::HANDLER;
-use crate::server::StoreState;
+use crate::store::StoreState;
 use anyhow::{Context, Result};
 use std::sync::Arc;
 use wasmtime::Store;

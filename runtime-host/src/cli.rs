@@ -80,6 +80,12 @@ pub struct Args {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
 
+    /// After SIGTERM/SIGINT, how long to keep accepting connections while `/readyz` already
+    /// answers 503, so load balancers and Kubernetes endpoints stop sending traffic before
+    /// the listener closes (set it to a few probe periods). The grace period follows it.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
     /// Requests one component instance serves before it is replaced.
     #[arg(long, default_value_t = 128)]
     pub max_instance_reuse: usize,
@@ -92,6 +98,11 @@ pub struct Args {
     /// does), or `linked`: separate instances in one store, wired by the host.
     #[arg(long, value_enum, default_value_t = ChainMode::Composed)]
     pub chain: ChainMode,
+
+    /// Exit at start-up when the upstream origin is not reachable, instead of serving with
+    /// `/readyz` at 503 until it is.
+    #[arg(long, requires = "upstream")]
+    pub require_upstream: bool,
 
     /// Connect timeout for the upstream origin.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]

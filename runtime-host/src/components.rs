@@ -4,6 +4,7 @@
 //! is satisfied by the next component's export of the same name (exact match), composed with
 //! `wac-graph` into one component whose export is the outermost middleware's handler.
 
+use crate::app_output;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use wac_graph::types::Package;
@@ -70,11 +71,20 @@ pub fn middleware_sources(paths: &[PathBuf], none: bool) -> Result<Vec<Source>> 
     paths.iter().map(|p| Source::from_file(p)).collect()
 }
 
+/// A chain composed into one component.
+pub struct Composition {
+    /// The component binary.
+    pub bytes: Vec<u8>,
+    /// Whether it still imports `wasi:http/handler` (upstream mode: the host provides it).
+    pub imports_handler: bool,
+    /// Whether the app's stdout is the import [`app_output::APP_STDOUT`] (an app behind
+    /// middleware that prints through WASI 0.2); otherwise the app, if any, shares the
+    /// chain's stdout only when it is served alone.
+    pub app_stdout_apart: bool,
+}
+
 /// Checks every component and composes the chain into one component.
-///
-/// Returns the composed bytes and whether the result still imports `wasi:http/handler`
-/// (true in upstream mode, where the host provides it).
-pub fn compose(middlewares: &[Source], backend: &Backend) -> Result<(Vec<u8>, bool)> {
+pub fn compose(middlewares: &[Source], backend: &Backend) -> Result<Composition> {
     let mut graph = CompositionGraph::new();
     let mut registered = Vec::new();
     for (i, mw) in middlewares.iter().enumerate() {
@@ -112,17 +122,32 @@ pub fn compose(middlewares: &[Source], backend: &Backend) -> Result<(Vec<u8>, bo
 
     // Nothing to chain: serve the single component as it is.
     match (registered.len(), &app) {
-        (0, Some((_, app))) => return Ok((app.bytes.clone(), false)),
-        (1, None) => return Ok((middlewares[0].bytes.clone(), true)),
+        (0, Some((_, app))) => {
+            return Ok(Composition {
+                bytes: app.bytes.clone(),
+                imports_handler: false,
+                app_stdout_apart: false,
+            });
+        }
+        (1, None) => {
+            return Ok(Composition {
+                bytes: middlewares[0].bytes.clone(),
+                imports_handler: true,
+                app_stdout_apart: false,
+            });
+        }
         (0, None) => bail!("upstream mode needs at least one middleware"),
         _ => {}
     }
 
     // Instantiate from the inside out: the app (if any), then each middleware with the
     // previous handler export as its `wasi:http/handler` argument.
+    let mut app_stdout_apart = false;
     let mut inner = match app {
-        Some((id, _)) => {
+        Some((id, app)) => {
             let instance = graph.instantiate(id);
+            app_stdout_apart = give_app_its_own_stdout(&mut graph, id, instance)
+                .with_context(|| format!("{}: keeping its stdout apart", app.origin))?;
             Some(
                 graph
                     .alias_instance_export(instance, HANDLER)
@@ -156,7 +181,40 @@ pub fn compose(middlewares: &[Source], backend: &Backend) -> Result<(Vec<u8>, bo
     let bytes = graph
         .encode(EncodeOptions::default())
         .context("encoding the composed component")?;
-    Ok((bytes, app.is_none()))
+    Ok(Composition {
+        bytes,
+        imports_handler: app.is_none(),
+        app_stdout_apart,
+    })
+}
+
+/// Satisfies the app's WASI 0.2 stdout import with a separate import of the composition,
+/// [`app_output::APP_STDOUT`]. Returns false when the app imports no such stdout.
+fn give_app_its_own_stdout(
+    graph: &mut CompositionGraph,
+    app: wac_graph::PackageId,
+    instance: wac_graph::NodeId,
+) -> Result<bool> {
+    let world = &graph.types()[graph[app].ty()];
+    let Some(name) = app_output::stdout_import(world.imports.keys().map(String::as_str)) else {
+        return Ok(false);
+    };
+    let name = name.to_owned();
+    // An anonymous copy of the interface: wac encodes every import of an interface with an
+    // id once, under that id, which would merge the app's stdout back into the chain's.
+    let wac_graph::types::ItemKind::Instance(interface) = world.imports[&name] else {
+        return Ok(false);
+    };
+    let mut anonymous = graph.types()[interface].clone();
+    anonymous.id = None;
+    let kind = wac_graph::types::ItemKind::Instance(graph.types_mut().add_interface(anonymous));
+    let import = graph
+        .import(app_output::APP_STDOUT, kind)
+        .context("adding the app's stdout import")?;
+    graph
+        .set_instantiation_argument(instance, &name, import)
+        .context("wiring the app's stdout")?;
+    Ok(true)
 }
 
 /// The top-level import and export names of a component (nested ones are skipped).
@@ -219,7 +277,7 @@ mod tests {
     }
 
     /// The error of a refused composition (the Ok value is too large to print).
-    fn refused(result: Result<(Vec<u8>, bool)>) -> anyhow::Error {
+    fn refused(result: Result<Composition>) -> anyhow::Error {
         match result {
             Ok(_) => panic!("the composition was accepted"),
             Err(error) => error,
@@ -238,18 +296,26 @@ mod tests {
 
     #[test]
     fn chain_exports_handler_and_no_longer_imports_it() {
-        let (bytes, imports_handler) = compose(&[mw(), mw()], &Backend::App(app())).unwrap();
-        assert!(!imports_handler);
-        let (imports, exports) = interfaces(&bytes).unwrap();
+        let chain = compose(&[mw(), mw()], &Backend::App(app())).unwrap();
+        assert!(!chain.imports_handler);
+        let (imports, exports) = interfaces(&chain.bytes).unwrap();
         assert!(exports.contains(&HANDLER.to_owned()), "{exports:?}");
         assert!(!imports.contains(&HANDLER.to_owned()), "{imports:?}");
+        // The app prints through its own import; the middleware keeps the usual stdout.
+        assert!(chain.app_stdout_apart);
+        assert!(
+            imports.iter().any(|i| i == app_output::APP_STDOUT),
+            "{imports:?}"
+        );
+        assert!(app_output::stdout_import(imports.iter().map(String::as_str)).is_some());
     }
 
     #[test]
     fn upstream_chain_keeps_the_handler_import() {
-        let (bytes, imports_handler) = compose(&[mw(), mw()], &Backend::Upstream).unwrap();
-        assert!(imports_handler);
-        let (imports, _) = interfaces(&bytes).unwrap();
+        let chain = compose(&[mw(), mw()], &Backend::Upstream).unwrap();
+        assert!(chain.imports_handler);
+        assert!(!chain.app_stdout_apart);
+        let (imports, _) = interfaces(&chain.bytes).unwrap();
         assert!(imports.contains(&HANDLER.to_owned()), "{imports:?}");
     }
 

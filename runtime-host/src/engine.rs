@@ -1,6 +1,6 @@
 //! Engine set-up and compilation (with an on-disk cache of compiled components).
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use wasmtime::component::Component;
@@ -62,17 +62,31 @@ fn base_config(perfmap: bool) -> Config {
 }
 
 /// Compiles `bytes`, or loads the result of an earlier compilation from `cache_dir`.
+///
+/// A cache entry is named by the SHA-256 of the engine's compatibility hash and the component
+/// bytes, so a stale entry is never found under a new component's name. Compiled code is
+/// loaded only from a directory that this user owns and nobody else can write to (created
+/// with mode 0700); otherwise the cache is not used, since a file someone else could have
+/// written would be run as native code.
 pub fn compile(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Component> {
-    let Some(dir) = cache_dir else {
+    let cache = cache_dir.and_then(|dir| match private_dir(dir) {
+        Ok(()) => Some(dir),
+        Err(error) => {
+            tracing::warn!(dir = %dir.display(), error = %format!("{error:#}"), "not using the compilation cache");
+            None
+        }
+    });
+    let Some(dir) = cache else {
         return Component::new(engine, bytes)
             .map_err(anyhow::Error::from)
             .context("compiling the component");
     };
-    let path = cache_path(engine, bytes, dir);
+    let path = dir.join(cache_file_name(engine, bytes));
     if path.exists() {
-        // SAFETY: the file was written by `Component::serialize` of this very engine
-        // configuration (its compatibility hash is part of the file name) into a directory
-        // of this tool's own; wasmtime still checks the header and version.
+        // SAFETY: the file carries the SHA-256 of this engine configuration and of these
+        // component bytes in its name, and lies in a directory only this user can write to
+        // (checked above), so it was written by `Component::serialize` for exactly this
+        // compilation; wasmtime still checks the header and version.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(component) => return Ok(component),
             Err(error) => {
@@ -90,18 +104,62 @@ pub fn compile(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Resul
 }
 
 fn store(component: &Component, path: &Path) -> Result<()> {
-    std::fs::create_dir_all(path.parent().unwrap())?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, component.serialize()?)?;
     std::fs::rename(&tmp, path)?;
     Ok(())
 }
 
-fn cache_path(engine: &Engine, bytes: &[u8], dir: &Path) -> PathBuf {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    engine.precompile_compatibility_hash().hash(&mut hasher);
-    bytes.hash(&mut hasher);
-    dir.join(format!("{:016x}-{}.cwasm", hasher.finish(), bytes.len()))
+/// `<sha256 hex>.cwasm` over the engine's compatibility hash and the component bytes.
+fn cache_file_name(engine: &Engine, bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut engine_hash = std::collections::hash_map::DefaultHasher::new();
+    engine
+        .precompile_compatibility_hash()
+        .hash(&mut engine_hash);
+    let digest = Sha256::new()
+        .chain_update(engine_hash.finish().to_le_bytes())
+        .chain_update((bytes.len() as u64).to_le_bytes())
+        .chain_update(bytes)
+        .finalize();
+    let mut name = String::with_capacity(70);
+    for byte in digest {
+        name.push_str(&format!("{byte:02x}"));
+    }
+    name.push_str(".cwasm");
+    name
+}
+
+/// Creates `dir` (mode 0700) if needed and checks that only this user can write to it.
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
+    let meta =
+        std::fs::symlink_metadata(dir).with_context(|| format!("reading {}", dir.display()))?;
+    if !meta.is_dir() {
+        bail!("{} is not a directory", dir.display());
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if meta.uid() != uid {
+        bail!(
+            "{} belongs to another user (uid {})",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        bail!(
+            "{} can be written by others (mode {:o}); `chmod go-w` it",
+            dir.display(),
+            meta.mode() & 0o777
+        );
+    }
+    Ok(())
 }
 
 /// The default cache directory: `$XDG_CACHE_HOME/runtime-host` or `~/.cache/runtime-host`.
@@ -110,4 +168,58 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
     Some(base.join("runtime-host"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rh-cache-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn the_cache_directory_is_created_private_and_others_writable_ones_are_refused() {
+        let dir = temp_dir("private");
+        private_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let error = private_dir(&dir).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("can be written by others"),
+            "{error:#}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn entries_are_named_by_sha256_of_engine_and_bytes() {
+        let engine = Engine::default();
+        let a = cache_file_name(&engine, b"component a");
+        assert_eq!(a.len(), 64 + ".cwasm".len());
+        assert!(a[..64].bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(a, cache_file_name(&engine, b"component a"));
+        assert_ne!(a, cache_file_name(&engine, b"component b"));
+    }
+
+    #[test]
+    fn a_foreign_file_under_a_wrong_name_is_never_loaded() {
+        // A file planted in the cache under any other name is not looked at: compile() only
+        // opens the name derived from the bytes it compiles.
+        let dir = temp_dir("foreign");
+        private_dir(&dir).unwrap();
+        std::fs::write(dir.join("0000.cwasm"), b"not code").unwrap();
+        let engine = Engine::default();
+        let wat = b"(component)";
+        let component = compile(&engine, wat, Some(&dir)).unwrap();
+        drop(component);
+        // The entry for these bytes exists now and loads again.
+        assert!(dir.join(cache_file_name(&engine, wat)).exists());
+        compile(&engine, wat, Some(&dir)).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

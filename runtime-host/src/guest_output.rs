@@ -2,7 +2,9 @@
 //!
 //! Each store gets its own line buffer, so a line is always passed on whole, in one write,
 //! and lines of concurrent requests never interleave. Metric event lines
-//! (`edge_obs.metric.v1`) feed the Prometheus metrics instead of being printed (unless asked).
+//! (`edge_obs.metric.v1`) of middleware components, and of the host's own answers, feed the
+//! Prometheus metrics instead of being printed (unless asked). The app's lines are printed
+//! as they are: an app cannot count requests that did not happen.
 
 use crate::metric_event;
 use crate::metrics::HostMetrics;
@@ -33,8 +35,16 @@ impl OutputSink {
         })
     }
 
-    fn stdout_line(&self, line: &[u8]) {
-        if metric_event::is_metric_line(line) {
+    /// The lines the host writes for a request it answered itself (access log and metric
+    /// event), treated like a middleware's.
+    pub fn host_lines(&self, lines: &str) {
+        for line in lines.split_inclusive('\n') {
+            self.stdout_line(Role::Middleware, line.as_bytes());
+        }
+    }
+
+    fn stdout_line(&self, role: Role, line: &[u8]) {
+        if role == Role::Middleware && metric_event::is_metric_line(line) {
             match metric_event::parse(line.strip_suffix(b"\n").unwrap_or(line)) {
                 Ok(event) => self.metrics.observe(&event),
                 Err(error) => {
@@ -55,9 +65,18 @@ impl OutputSink {
     }
 }
 
+/// Who writes to a stdout: only middleware components (and the host) feed the HTTP metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// A middleware component of the chain.
+    Middleware,
+    /// The app component.
+    App,
+}
+
 #[derive(Clone, Copy)]
 enum Stream {
-    Stdout,
+    Stdout(Role),
     Stderr,
 }
 
@@ -70,9 +89,9 @@ pub struct GuestOutput {
 }
 
 impl GuestOutput {
-    /// A new, empty stdout for one store.
-    pub fn stdout(sink: &Arc<OutputSink>) -> Self {
-        Self::new(sink, Stream::Stdout)
+    /// A new, empty stdout for one store, written by `role`.
+    pub fn stdout(sink: &Arc<OutputSink>, role: Role) -> Self {
+        Self::new(sink, Stream::Stdout(role))
     }
 
     /// A new, empty stderr for one store.
@@ -90,7 +109,7 @@ impl GuestOutput {
 
     fn emit(&self, line: &[u8]) {
         match self.stream {
-            Stream::Stdout => self.sink.stdout_line(line),
+            Stream::Stdout(role) => self.sink.stdout_line(role, line),
             Stream::Stderr => self.sink.stderr_line(line),
         }
     }

@@ -6,6 +6,8 @@
 //! library.
 
 pub mod admin;
+pub mod answers;
+pub mod app_output;
 pub mod chain;
 pub mod cli;
 pub mod components;
@@ -14,5 +16,8 @@ pub mod guest_output;
 pub mod health;
 pub mod metric_event;
 pub mod metrics;
+pub mod pool;
+pub mod request;
 pub mod server;
+pub mod store;
 pub mod upstream;

@@ -6,15 +6,16 @@
 //! the guest writes, the label values that reach Prometheus come from a small, bounded set (or
 //! are short, printable route templates, which `metrics` caps again by count).
 
+use edge_observability::metrics;
 use serde::Deserialize;
 use std::fmt;
 
 /// Every metric event line starts with exactly these bytes, so a line can be told from an
 /// access-log line (or any other guest output) without parsing JSON.
-pub const SCHEMA_PREFIX: &[u8] = br#"{"schema":"edge_obs.metric.v1""#;
+pub const SCHEMA_PREFIX: &[u8] = metrics::LINE_PREFIX.as_bytes();
 
 /// The schema name a line must carry (checked again after parsing, not only as a prefix).
-const SCHEMA: &str = "edge_obs.metric.v1";
+const SCHEMA: &str = metrics::SCHEMA;
 
 /// Longest line [`parse`] looks at. A real event is about 250 bytes; the bound keeps a hostile
 /// guest from making the host spend CPU on megabyte-sized "events".
@@ -27,14 +28,7 @@ pub const MAX_ROUTE_CHARS: usize = 128;
 /// Longest `error.type` kept as is; longer ones become [`OTHER`].
 pub const MAX_ERROR_TYPE_CHARS: usize = 64;
 
-/// The catch-all label value OpenTelemetry uses for unknown methods and error types.
-pub const OTHER: &str = "_OTHER";
-
-/// The nine standard HTTP methods OpenTelemetry keeps as `http.request.method`; anything else is
-/// recorded as [`OTHER`].
-pub const KNOWN_METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-];
+pub use metrics::{KNOWN_METHODS, OTHER};
 
 /// One validated, normalised metric event.
 ///
@@ -184,22 +178,15 @@ pub fn parse(line: &[u8]) -> Result<MetricEvent, MetricEventError> {
 }
 
 /// Maps a method to its label value: one of [`KNOWN_METHODS`] (case-sensitive, as HTTP methods
-/// are) or [`OTHER`]. Returns `&'static str` so the hot path needs no allocation.
+/// are) or [`OTHER`], by the core crate's rule.
 pub fn normalize_method(method: &str) -> &'static str {
-    KNOWN_METHODS
-        .iter()
-        .find(|m| **m == method)
-        .copied()
-        .unwrap_or(OTHER)
+    metrics::standard_method_str(method)
 }
 
-/// Maps a URL scheme to its label value: `http`, `https` or [`OTHER`].
+/// Maps a URL scheme to its label value: `http`, `https` or [`OTHER`], by the core crate's
+/// rule.
 pub fn normalize_scheme(scheme: &str) -> &'static str {
-    match scheme {
-        "http" => "http",
-        "https" => "https",
-        _ => OTHER,
-    }
+    metrics::normalize_scheme(Some(scheme))
 }
 
 /// Returns the route if it may be used as a label value, else `None` (the route is dropped).
@@ -321,7 +308,12 @@ mod tests {
             attrs(r#""url.scheme":"https""#).scheme.as_deref(),
             Some("https")
         );
-        for s in ["HTTP", "ftp", "", "https "] {
+        // The core crate's rule: case-insensitive, anything else is _OTHER.
+        assert_eq!(
+            attrs(r#""url.scheme":"HTTP""#).scheme.as_deref(),
+            Some("http")
+        );
+        for s in ["ftp", "", "https "] {
             assert_eq!(
                 attrs(&format!(r#""url.scheme":"{s}""#)).scheme.as_deref(),
                 Some("_OTHER"),

@@ -42,11 +42,19 @@ pub struct Upstream {
     client: Client<HttpConnector, WasiBody>,
     connect_timeout: Duration,
     metrics: Arc<HostMetrics>,
+    /// The header carrying the request id (the middleware's setting), for error lines.
+    request_id_header: http::HeaderName,
 }
 
 impl Upstream {
-    /// Parses the origin URL (`http://host:port`, no path).
-    pub fn new(url: &str, connect_timeout: Duration, metrics: Arc<HostMetrics>) -> Result<Self> {
+    /// Parses the origin URL (`http://host:port`, no path). `request_id_header` is where the
+    /// middleware puts the request id, so error lines can name the request.
+    pub fn new(
+        url: &str,
+        connect_timeout: Duration,
+        metrics: Arc<HostMetrics>,
+        request_id_header: http::HeaderName,
+    ) -> Result<Self> {
         let uri: http::Uri = url
             .parse()
             .with_context(|| format!("--upstream `{url}` is not a URL"))?;
@@ -74,6 +82,7 @@ impl Upstream {
             client,
             connect_timeout,
             metrics,
+            request_id_header,
         })
     }
 
@@ -118,6 +127,22 @@ impl Upstream {
         if let Ok(host) = http::HeaderValue::from_str(self.authority.as_str()) {
             request.headers_mut().insert(http::header::HOST, host);
         }
+        // What names the request in an error line; the request itself is gone by then.
+        let request_id = request
+            .headers()
+            .get(&self.request_id_header)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let trace_id = request
+            .headers()
+            .get("traceparent")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.get(3..35))
+            .unwrap_or("")
+            .to_owned();
+        let method = request.method().clone();
+        let path = request.uri().path().to_owned();
         match self.client.request(request).await {
             Ok(response) => Ok(response.map(|body| {
                 use http_body_util::BodyExt;
@@ -126,7 +151,15 @@ impl Upstream {
             Err(error) => {
                 let (kind, code) = classify(&error);
                 self.metrics.upstream_error(kind);
-                tracing::warn!(origin = %self.origin(), error = %error_chain(&error), "upstream request failed");
+                tracing::warn!(
+                    %request_id,
+                    %trace_id,
+                    %method,
+                    %path,
+                    origin = %self.origin(),
+                    error = %error_chain(&error),
+                    "upstream request failed"
+                );
                 Err(code)
             }
         }

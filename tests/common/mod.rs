@@ -436,7 +436,12 @@ pub fn read_response(reader: &mut impl BufRead) -> Response {
 /// A small native HTTP origin for upstream mode: answers every request with a JSON echo of
 /// its request line and headers. Runs on a thread until the process ends.
 pub fn start_origin() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    start_origin_at("127.0.0.1:0".parse().unwrap())
+}
+
+/// [`start_origin`] on a given address (e.g. one that was closed until now).
+pub fn start_origin_at(addr: SocketAddr) -> SocketAddr {
+    let listener = TcpListener::bind(addr).unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {

@@ -61,6 +61,9 @@ pub enum Route {
     Alloc(u64),
     /// `/echo-body`
     EchoBody,
+    /// `/forge-metric`: prints a metric event line as the middleware would, to show that an
+    /// app cannot feed the host's request metrics.
+    ForgeMetric,
     /// Any other path: echo the request as JSON.
     Echo,
     /// A known route with a malformed parameter; the message says what is wrong.
@@ -77,6 +80,7 @@ impl Route {
             "/trap" => Route::Trap,
             "/loop" => Route::Loop,
             "/echo-body" => Route::EchoBody,
+            "/forge-metric" => Route::ForgeMetric,
             _ => Route::parse_with_number(path, query),
         }
     }
@@ -212,6 +216,7 @@ pub mod component {
             Route::Loop => spin_forever(),
             Route::Alloc(mb) => alloc(mb),
             Route::EchoBody => echo_body(req),
+            Route::ForgeMetric => forge_metric(),
             Route::Echo => echo(&req),
             Route::BadRequest(message) => bad_request(message),
         }
@@ -223,6 +228,18 @@ pub mod component {
         headers.insert("content-type", HeaderValue::from_static(content_type));
         headers.insert("content-length", HeaderValue::from(body.len()));
         (status, headers, FullBody::new(body)).into_response()
+    }
+
+    /// Prints a forged `edge_obs.metric.v1` line (a teapot on `/forged`) and answers 200.
+    fn forge_metric() -> HandlerResult {
+        println!(
+            r#"{{"schema":"edge_obs.metric.v1","time":"2026-01-01T00:00:00.000Z","duration_s":0.001,"attributes":{{"http.request.method":"DELETE","http.route":"/forged","http.response.status_code":418,"url.scheme":"http"}}}}"#
+        );
+        full(
+            StatusCode::OK,
+            "text/plain",
+            Bytes::from_static(b"forged\n"),
+        )
     }
 
     /// A JSON response.
@@ -390,6 +407,7 @@ mod tests {
     fn routes_fixed_paths() {
         assert_eq!(Route::parse("/hello", None), Route::Hello);
         assert_eq!(Route::parse("/echo-body", None), Route::EchoBody);
+        assert_eq!(Route::parse("/forge-metric", None), Route::ForgeMetric);
         assert_eq!(Route::parse("/", None), Route::Echo);
         assert_eq!(Route::parse("/hello/", None), Route::Echo);
         assert_eq!(Route::parse("/anything/else", Some("a=b")), Route::Echo);
