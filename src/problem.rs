@@ -11,6 +11,17 @@ use crate::json;
 /// Media type of problem details.
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
+/// The one wording of the 429 `detail` (host rate limiting), used by [`body`] and by hosts that
+/// write their own problem bodies.
+macro_rules! too_many_requests_detail {
+    () => {
+        "Too many requests; retry after the number of seconds in Retry-After."
+    };
+}
+
+/// `detail` of a 429 answer.
+pub const TOO_MANY_REQUESTS_DETAIL: &str = too_many_requests_detail!();
+
 /// The body up to the request id for a status: `about:blank` with the status phrase as title
 /// (RFC 9457) and a generic, safe explanation. Whole prefixes rather than assembled pieces,
 /// and our own texts rather than `StatusCode::canonical_reason` (a 3 KB table in the
@@ -23,6 +34,11 @@ fn prefix(status: StatusCode) -> &'static str {
         503 => {
             r#"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"The application is not available.","request_id":""#
         }
+        429 => concat!(
+            r#"{"type":"about:blank","title":"Too Many Requests","status":429,"detail":""#,
+            too_many_requests_detail!(),
+            r#"","request_id":""#
+        ),
         500 => {
             r#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"The request could not be completed.","request_id":""#
         }
@@ -32,7 +48,7 @@ fn prefix(status: StatusCode) -> &'static str {
     }
 }
 
-/// The problem+json body for `status` (502, 503, 504 or 500; other statuses get the 502
+/// The problem+json body for `status` (502, 503, 504, 500 or 429; other statuses get the 502
 /// body, so callers pass one of those), e.g.
 /// `{"type":"about:blank","title":"Bad Gateway","status":502,"detail":"...","request_id":"..."}`.
 pub fn body(status: StatusCode, request_id: &str) -> Vec<u8> {
@@ -80,6 +96,14 @@ mod tests {
         // Anything else is answered as a bad gateway: the body never contradicts itself.
         let v = parse(&body(StatusCode::IM_A_TEAPOT, "x"));
         assert_eq!(v["status"], 502);
+    }
+
+    #[test]
+    fn too_many_requests_body() {
+        let v = parse(&body(StatusCode::TOO_MANY_REQUESTS, "r"));
+        assert_eq!(v["title"], "Too Many Requests");
+        assert_eq!(v["status"], 429);
+        assert_eq!(v["detail"], TOO_MANY_REQUESTS_DETAIL);
     }
 
     #[test]
