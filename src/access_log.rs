@@ -248,10 +248,8 @@ pub fn take_context(
         .collect();
     let mut ctx = LogContext::default();
     for name in names {
-        let values: Vec<HeaderValue> = match headers.entry(&name) {
-            http::header::Entry::Occupied(e) => e.remove_entry_mult().1.collect(),
-            http::header::Entry::Vacant(_) => continue,
-        };
+        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        headers.remove(&name);
         let suffix = &name.as_str()[prefix.len()..];
         if !capture || suffix.is_empty() {
             continue;
@@ -277,10 +275,10 @@ pub fn take_context(
             joined.truncate(4 * CONTEXT_VALUE_MAX_CHARS + 4);
             joined
         });
-        ctx.fields.push(ContextField {
-            key: format!("{CONTEXT_KEY_PREFIX}{suffix}"),
-            value,
-        });
+        let mut key = String::with_capacity(CONTEXT_KEY_PREFIX.len() + suffix.len());
+        key.push_str(CONTEXT_KEY_PREFIX);
+        key.push_str(suffix);
+        ctx.fields.push(ContextField { key, value });
     }
     Some(ctx)
 }

@@ -58,15 +58,18 @@ impl OriginRule {
             );
         }
         let lower = entry.to_ascii_lowercase();
-        if let Some((scheme, rest)) = lower.split_once("://*.") {
-            let suffix = format!(".{rest}");
-            let probe = format!("{scheme}://x{suffix}");
+        if let Some(at) = find(lower.as_bytes(), b"://*.") {
+            let (scheme, rest) = (&lower[..at + 3], &lower[at + 5..]);
+            let mut probe = String::with_capacity(lower.len());
+            probe.push_str(scheme);
+            probe.push_str("x.");
+            probe.push_str(rest);
             if parse_origin(&probe).is_none() || !rest.contains('.') {
                 return Err("expected an origin pattern like https://*.example.com");
             }
             return Ok(OriginRule::Subdomains {
-                scheme: format!("{scheme}://"),
-                suffix,
+                scheme: scheme.to_owned(),
+                suffix: lower[at + 4..].to_owned(),
             });
         }
         if parse_origin(&lower).is_none() {
@@ -98,7 +101,8 @@ pub fn parse_origin(origin: &str) -> Option<&str> {
     if origin.len() > MAX_ORIGIN_LEN {
         return None;
     }
-    let (scheme, rest) = origin.split_once("://")?;
+    let at = find(origin.as_bytes(), b"://")?;
+    let (scheme, rest) = (&origin[..at], &origin[at + 3..]);
     let scheme_ok = scheme
         .bytes()
         .next()
@@ -129,9 +133,9 @@ pub fn parse_origin(origin: &str) -> Option<&str> {
             && host
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
-            && !host.starts_with(['.', '-'])
-            && !host.ends_with(['.', '-'])
-            && !host.contains("..");
+            && !matches!(host.as_bytes()[0], b'.' | b'-')
+            && !matches!(host.as_bytes()[host.len() - 1], b'.' | b'-')
+            && find(host.as_bytes(), b"..").is_none();
         (ok, port)
     };
     let port_ok =
@@ -140,6 +144,12 @@ pub fn parse_origin(origin: &str) -> Option<&str> {
         return None;
     }
     Some(origin)
+}
+
+/// Position of `needle` in `haystack`: byte windows rather than `str` searching, which would
+/// add a general string-search routine (8 KB) to the component for a few configuration checks.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// CORS settings (`EDGE_OBS_CORS_*`). CORS is on when at least one origin rule is set.

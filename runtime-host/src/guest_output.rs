@@ -2,10 +2,11 @@
 //!
 //! Each store gets its own line buffer, so a line is always passed on whole, in one write,
 //! and lines of concurrent requests never interleave. Metric event lines
-//! (`edge_obs.metric.v1`) feed the Prometheus metrics instead of being printed (unless asked).
+//! (`edge_obs.metric.v1`) and app metric lines (`edge_obs.app_metric.v1`) feed the Prometheus
+//! metrics instead of being printed (unless asked).
 
-use crate::metric_event;
 use crate::metrics::HostMetrics;
+use crate::{app_metrics, metric_event};
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -34,7 +35,18 @@ impl OutputSink {
     }
 
     fn stdout_line(&self, line: &[u8]) {
-        if metric_event::is_metric_line(line) {
+        // Any guest may feed app metrics; they never touch the HTTP request metrics.
+        if app_metrics::is_app_metric_line(line) {
+            if let Err(reason) = self.metrics.app().record_line(line) {
+                tracing::warn!(
+                    reason = reason.as_str(),
+                    "ignoring an invalid app metric line from a guest"
+                );
+            }
+            if !self.print_metric_events {
+                return;
+            }
+        } else if metric_event::is_metric_line(line) {
             match metric_event::parse(line.strip_suffix(b"\n").unwrap_or(line)) {
                 Ok(event) => self.metrics.observe(&event),
                 Err(error) => {

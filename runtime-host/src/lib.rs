@@ -6,6 +6,7 @@
 //! library.
 
 pub mod admin;
+pub mod app_metrics;
 pub mod chain;
 pub mod cli;
 pub mod components;
@@ -14,5 +15,6 @@ pub mod guest_output;
 pub mod health;
 pub mod metric_event;
 pub mod metrics;
+pub mod rate_limit;
 pub mod server;
 pub mod upstream;

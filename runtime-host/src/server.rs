@@ -327,6 +327,8 @@ struct RequestLimits {
     draining: Arc<AtomicBool>,
     next_id: Arc<AtomicU64>,
     request_timeout: Duration,
+    /// `--rate-limit` (issue 11).
+    rate_limiter: Option<Arc<crate::rate_limit::RateLimiter>>,
 }
 
 /// Check names shown by `/readyz?verbose`.
@@ -451,6 +453,8 @@ impl Server {
         }));
 
         let sink = OutputSink::new(metrics.clone(), args.print_metric_events);
+        // The rate limiter reads the client address with the middleware's own settings.
+        let env_for_limits = env.clone();
         let shared = Shared {
             engine: engine.clone(),
             pre,
@@ -477,6 +481,18 @@ impl Server {
         health.set_check(CHECK_COMPONENTS, true);
 
         spawn_epoch_ticker(engine);
+        let rate_limiter = args.rate_limit.map(|rate| {
+            crate::rate_limit::RateLimiter::start(
+                rate,
+                args.rate_limit_burst,
+                args.rate_limit_key.clone(),
+                edge_observability::Config::from_env(env_for_limits)
+                    .0
+                    .client_addr,
+                args.rate_limit_max_keys,
+                metrics.clone(),
+            )
+        });
 
         Ok(Server {
             handler: ProxyHandler::new(shared),
@@ -491,6 +507,7 @@ impl Server {
                 draining: Arc::new(AtomicBool::new(false)),
                 next_id: Arc::new(AtomicU64::new(1)),
                 request_timeout: args.request_timeout,
+                rate_limiter,
             },
             shutdown_grace: args.shutdown_grace,
             upstream,
@@ -699,7 +716,9 @@ async fn serve_connection(
     let max_header = limits.max_header_bytes;
     let max_buf = max_header.max(8192);
     let rejections = metrics.clone();
-    let service = hyper::service::service_fn(move |request| {
+    let peer = crate::rate_limit::Peer(stream.peer_addr().ok());
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+        request.extensions_mut().insert(peer);
         let handler = handler.clone();
         let limits = limits.clone();
         let metrics = metrics.clone();
@@ -752,6 +771,17 @@ async fn handle(
             "The server is shutting down.",
             Some(1),
         );
+    }
+    if let Some(Err(limited)) = limits.rate_limiter.as_ref().map(|l| l.check(&request)) {
+        metrics.rejected("rate_limited");
+        let detail = edge_observability::problem::TOO_MANY_REQUESTS_DETAIL;
+        let mut response = problem(
+            StatusCode::TOO_MANY_REQUESTS,
+            detail,
+            Some(limited.retry_after),
+        );
+        limited.add_headers(response.headers_mut());
+        return response;
     }
     // Over the limit, answer at once: a bounded number of requests in flight keeps memory
     // bounded and tells clients (and load balancers) to come back.
