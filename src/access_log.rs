@@ -38,6 +38,16 @@ pub const SERVICE_NAME_MAX_CHARS: usize = 128;
 /// Largest `EDGE_OBS_LOG_USER_AGENT_MAX`.
 pub const USER_AGENT_MAX_LIMIT: usize = 1024;
 
+/// At most this many log context fields per request (`context.<name>`).
+pub const MAX_CONTEXT_FIELDS: usize = 16;
+/// Log context values are truncated to this many characters.
+pub const CONTEXT_VALUE_MAX_CHARS: usize = 256;
+/// Key namespace of log context fields.
+pub const CONTEXT_KEY_PREFIX: &str = "context.";
+/// Key of the number of log context headers that were removed but not logged (over
+/// [`MAX_CONTEXT_FIELDS`]).
+pub const CONTEXT_DROPPED_KEY: &str = "log_context.dropped";
+
 /// `event` of the access-log line.
 pub const EVENT_REQUEST: &str = "http.request";
 /// `event` of the optional debug line written when a request arrives.
@@ -145,6 +155,130 @@ impl LogConfig {
     }
 }
 
+/// Log context settings (`EDGE_OBS_LOG_CONTEXT`, `EDGE_OBS_LOG_CONTEXT_PREFIX`): response
+/// headers whose name starts with `prefix` carry request-scoped context from the app (user,
+/// tenant, ...) into the access line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogContextConfig {
+    /// Whether context headers are moved into the line (else they pass through untouched).
+    pub enabled: bool,
+    /// Lowercase header name prefix.
+    pub prefix: String,
+}
+
+impl LogContextConfig {
+    /// The default prefix.
+    pub const DEFAULT_PREFIX: &'static str = "obs-context-";
+}
+
+impl Default for LogContextConfig {
+    fn default() -> Self {
+        LogContextConfig {
+            enabled: true,
+            prefix: Self::DEFAULT_PREFIX.to_owned(),
+        }
+    }
+}
+
+/// One log context field: `context.<name>` and its value, already cut and redacted, ready
+/// for any writer (the access line here, a span's attributes elsewhere).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContextField {
+    /// The full key, e.g. `context.user-id`.
+    pub key: String,
+    /// The raw value (all values of the header joined with `, `, cut to a little more than
+    /// [`CONTEXT_VALUE_MAX_CHARS`]); `None` when redacted. Escape before writing.
+    pub value: Option<Vec<u8>>,
+}
+
+impl ContextField {
+    /// The value to write: the raw bytes or `[REDACTED]`.
+    pub fn value_bytes(&self) -> &[u8] {
+        self.value.as_deref().unwrap_or(REDACTED.as_bytes())
+    }
+}
+
+/// Log context taken from one response.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LogContext {
+    /// The fields, in header order, at most [`MAX_CONTEXT_FIELDS`].
+    pub fields: Vec<ContextField>,
+    /// Context headers removed from the response but not logged (over the cap).
+    pub dropped: usize,
+}
+
+/// Removes every header starting with `cfg.prefix` from `headers` and, when `capture` is
+/// true, returns them as context fields: a name that is a secret header or a secret query
+/// parameter name (`token`, `password`, ...) by the redaction rules is logged as
+/// `[REDACTED]`. Returns `None` when there was no context header (the common case; nothing is
+/// allocated then).
+pub fn take_context(
+    cfg: &LogContextConfig,
+    redaction: &Redaction,
+    headers: &mut http::HeaderMap,
+    capture: bool,
+) -> Option<LogContext> {
+    let prefix = cfg.prefix.as_str();
+    if !headers.keys().any(|n| n.as_str().starts_with(prefix)) {
+        return None;
+    }
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| n.as_str().starts_with(prefix))
+        .cloned()
+        .collect();
+    let mut ctx = LogContext::default();
+    for name in names {
+        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        headers.remove(&name);
+        let suffix = &name.as_str()[prefix.len()..];
+        if !capture || suffix.is_empty() {
+            continue;
+        }
+        if ctx.fields.len() >= MAX_CONTEXT_FIELDS {
+            ctx.dropped += 1;
+            continue;
+        }
+        let secret = HeaderName::from_bytes(suffix.as_bytes())
+            .is_ok_and(|h| redaction.is_secret_header(&h) || redaction.is_secret_header(&name))
+            || redaction.is_secret_param(suffix);
+        let value = (!secret).then(|| {
+            let mut joined = Vec::new();
+            for v in values.iter().take(MAX_VALUES_PER_HEADER) {
+                if !joined.is_empty() {
+                    joined.extend_from_slice(b", ");
+                }
+                joined.extend_from_slice(v.as_bytes());
+                if joined.len() > 4 * CONTEXT_VALUE_MAX_CHARS {
+                    break;
+                }
+            }
+            joined.truncate(4 * CONTEXT_VALUE_MAX_CHARS + 4);
+            joined
+        });
+        let mut key = String::with_capacity(CONTEXT_KEY_PREFIX.len() + suffix.len());
+        key.push_str(CONTEXT_KEY_PREFIX);
+        key.push_str(suffix);
+        ctx.fields.push(ContextField { key, value });
+    }
+    Some(ctx)
+}
+
+/// Writes the context fields through `field(key, value, max_chars)`; shared by every line
+/// that carries the context.
+pub fn write_context(ctx: &LogContext, field: &mut dyn FnMut(&str, &[u8], usize)) {
+    for f in &ctx.fields {
+        field(&f.key, f.value_bytes(), CONTEXT_VALUE_MAX_CHARS);
+    }
+    if ctx.dropped > 0 {
+        field(
+            CONTEXT_DROPPED_KEY,
+            json::small_u64(ctx.dropped as u64).as_str().as_bytes(),
+            8,
+        );
+    }
+}
+
 /// Whether a request with random `draw` is kept at a rate of `ppm` millionths.
 pub fn sampled(ppm: u32, draw: u32) -> bool {
     // Maps draw uniformly onto 0..1_000_000 without modulo bias worth mentioning.
@@ -213,6 +347,8 @@ pub struct Record<'a> {
     pub user_agent_max: usize,
     /// Allow-listed headers, values of one name consecutive.
     pub headers: &'a [LoggedHeader],
+    /// Log context from the app's response headers.
+    pub context: Option<&'a LogContext>,
 }
 
 /// Receives the fields of a line in order of importance; implemented by the JSON writer and
@@ -327,6 +463,9 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
     }
     if let Some(ua) = r.user_agent.filter(|_| r.user_agent_max > 0) {
         text(sink, "user_agent.original", ua, r.user_agent_max);
+    }
+    if let Some(ctx) = r.context {
+        write_context(ctx, &mut |key, value, max| sink.bytes(key, value, max));
     }
     let mut key = String::with_capacity(48);
     let mut joined: Vec<u8> = Vec::new();
@@ -542,7 +681,100 @@ mod tests {
             user_agent: Some(b"curl/8"),
             user_agent_max: 256,
             headers,
+            context: None,
         }
+    }
+
+    fn context_headers(pairs: &[(&str, &str)]) -> http::HeaderMap {
+        let mut h = http::HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn context_headers_move_into_the_line() {
+        let cfg = LogContextConfig::default();
+        let mut h = context_headers(&[
+            ("content-type", "text/plain"),
+            ("obs-context-user-id", "42"),
+            ("obs-context-tenant", "acme \"corp\"\t"),
+            ("obs-context-tenant", "second"),
+            ("obs-context-authorization", "Bearer secret-1"),
+            ("obs-context-token", "secret-2"),
+            ("obs-context-", "no name"),
+        ]);
+        let ctx = take_context(&cfg, redaction(), &mut h, true).unwrap();
+        assert_eq!(h.len(), 1, "only content-type is left: {h:?}");
+        let mut r = record(&[]);
+        r.context = Some(&ctx);
+        let (line, v) = json_of(&r);
+        assert_eq!(v["context.user-id"], "42");
+        assert_eq!(v["context.tenant"], "acme \"corp\"\t, second");
+        assert_eq!(v["context.authorization"], "[REDACTED]");
+        assert_eq!(v["context.token"], "[REDACTED]");
+        assert!(!line.contains("secret-"));
+        assert!(v.get("context.").is_none());
+        // Pretty lines carry them too.
+        let mut pretty = String::new();
+        write_pretty(&r, &mut pretty);
+        assert!(pretty.contains("context.user-id=42"), "{pretty}");
+    }
+
+    #[test]
+    fn context_is_bounded() {
+        let cfg = LogContextConfig::default();
+        let long = "é".repeat(2000);
+        let mut pairs: Vec<(String, String)> = (0..20)
+            .map(|i| (format!("obs-context-k{i:02}"), format!("v{i}")))
+            .collect();
+        pairs.push(("obs-context-long".into(), long.clone()));
+        let refs: Vec<(&str, &str)> = pairs
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
+        let mut h = context_headers(&refs);
+        let ctx = take_context(&cfg, redaction(), &mut h, true).unwrap();
+        assert!(h.is_empty());
+        assert_eq!(ctx.fields.len(), MAX_CONTEXT_FIELDS);
+        assert_eq!(ctx.dropped, 5);
+        let mut r = record(&[]);
+        r.context = Some(&ctx);
+        let (line, v) = json_of(&r);
+        assert!(line.len() <= MAX_LINE_BYTES);
+        assert_eq!(v["log_context.dropped"], "5");
+        assert_eq!(v["context.k15"], "v15");
+        assert!(v.get("context.k16").is_none());
+        // A long value is cut to the limit (plus the truncation marker).
+        let mut h = context_headers(&[("obs-context-long", &long)]);
+        let ctx = take_context(&cfg, redaction(), &mut h, true).unwrap();
+        let mut r = record(&[]);
+        r.context = Some(&ctx);
+        let (_, v) = json_of(&r);
+        let logged = v["context.long"].as_str().unwrap();
+        assert!(logged.chars().count() <= CONTEXT_VALUE_MAX_CHARS + json::TRUNCATION_MARKER.len());
+        assert!(logged.starts_with("ééé"));
+    }
+
+    #[test]
+    fn context_without_headers_or_capture() {
+        let mut cfg = LogContextConfig::default();
+        let mut h = context_headers(&[("content-type", "x"), ("x-obs-context-a", "1")]);
+        assert_eq!(take_context(&cfg, redaction(), &mut h, true), None);
+        assert_eq!(h.len(), 2);
+        // Logging off: removed all the same, nothing kept.
+        let mut h = context_headers(&[("obs-context-a", "1")]);
+        let ctx = take_context(&cfg, redaction(), &mut h, false).unwrap();
+        assert!(h.is_empty() && ctx.fields.is_empty());
+        cfg.prefix = "app-ctx-".into();
+        let mut h = context_headers(&[("obs-context-a", "1"), ("app-ctx-b", "2")]);
+        let ctx = take_context(&cfg, redaction(), &mut h, true).unwrap();
+        assert_eq!(h.len(), 1);
+        assert_eq!(ctx.fields[0].key, "context.b");
     }
 
     fn json_of(r: &Record<'_>) -> (String, serde_json::Value) {

@@ -5,7 +5,7 @@
 //! are (the host moves the bytes, the guest never sees them) unless their size is unknown and
 //! byte counting is on, in which case the stream is piped through a small fixed buffer.
 
-use crate::{Completion, ErrorType, Exchange, Middleware, RequestHead};
+use crate::{Completion, ErrorType, Exchange, Middleware, PreflightResponse, RequestHead};
 use futures_channel::oneshot;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
@@ -80,6 +80,10 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         let mut exchange = middleware.start(&head, &mut headers);
         if let Some(line) = exchange.start_line() {
             write_stdout(&line);
+        }
+        // CORS preflights are answered here; the app never sees them.
+        if let Some(answer) = exchange.preflight() {
+            return Ok(preflight_response(exchange, answer));
         }
 
         // Bodies of known size are not counted: the exchange logs their Content-Length.
@@ -177,6 +181,22 @@ fn failure_response(
         request_body_bytes: request_bytes.get(),
         response_body_bytes: Some(body_len),
         error: Some(error),
+    }));
+    response
+}
+
+/// Sends the middleware's preflight answer (no body) and logs it at once.
+fn preflight_response(exchange: Exchange, answer: PreflightResponse) -> Response {
+    let (response, _) = Response::new(
+        to_fields(&answer.headers),
+        None,
+        wit_future::new(|| Ok(None)).1,
+    );
+    let _ = response.set_status_code(answer.status.as_u16());
+    write_stdout(&exchange.finish(Completion {
+        request_body_bytes: None,
+        response_body_bytes: Some(0),
+        error: None,
     }));
     response
 }

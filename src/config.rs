@@ -57,15 +57,25 @@
 //! | `EDGE_OBS_TRUSTED_PROXY_HOPS` | 0–32 | `0` | Trusted proxies in front; `client.address` is the N-th entry from the right of `Forwarded`/`X-Forwarded-For`. `0`: never read them. |
 //! | `EDGE_OBS_CLIENT_ADDRESS_HEADER` | `auto` \| `forwarded` \| `x-forwarded-for` | `auto` | Header with the client address; `auto` prefers `Forwarded`. Set it to the one your proxy writes. |
 //! | `EDGE_OBS_PEER_ADDRESS_HEADER` | header name \| `off` | `spin-client-addr` | Header in which the host passes the TCP peer address (`ip:port`; Spin and runtime-host set it); `client.address` when no trusted proxy header applies. |
+//! | `EDGE_OBS_CORS_ALLOW_ORIGINS` | comma list of origins (`https://app.example.com`), patterns (`https://*.example.com`) or `*` | empty | CORS is on when set: these origins may read responses; preflights are answered by the middleware. `null` is refused. |
+//! | `EDGE_OBS_CORS_ALLOW_METHODS` | comma list of methods | `GET,HEAD,POST` | `Access-Control-Allow-Methods` of preflight answers. |
+//! | `EDGE_OBS_CORS_ALLOW_HEADERS` | comma list of header names, or `*` | empty | Request headers a page may send (`*`: whatever the preflight asks for). |
+//! | `EDGE_OBS_CORS_EXPOSE_HEADERS` | comma list of header names | empty | `Access-Control-Expose-Headers`: response headers a page may read. |
+//! | `EDGE_OBS_CORS_ALLOW_CREDENTIALS` | `on` \| `off` | `off` | `Access-Control-Allow-Credentials: true`; a configuration error together with the origin `*`. |
+//! | `EDGE_OBS_CORS_MAX_AGE` | 0–86400 | unset | `Access-Control-Max-Age` (seconds browsers cache a preflight answer). |
+//! | `EDGE_OBS_LOG_CONTEXT` | `on` \| `off` | `on` | Move response headers with the context prefix into the access line as `context.<name>` (at most 16, values cut to 256 characters, redaction applies) and remove them from the response. `off`: they pass through untouched. |
+//! | `EDGE_OBS_LOG_CONTEXT_PREFIX` | lowercase header name prefix, 1–64 chars | `obs-context-` | Prefix of the app's log context response headers. |
 
 use std::fmt;
 
 use http::HeaderName;
 
 use crate::access_log::{
-    Level, LogConfig, LogFormat, MAX_LOGGED_HEADERS, SERVICE_NAME_MAX_CHARS, USER_AGENT_MAX_LIMIT,
+    Level, LogConfig, LogContextConfig, LogFormat, MAX_LOGGED_HEADERS, SERVICE_NAME_MAX_CHARS,
+    USER_AGENT_MAX_LIMIT,
 };
 use crate::client_addr::{ClientAddrConfig, MAX_TRUSTED_HOPS, SPIN_CLIENT_ADDR, Source};
+use crate::cors::{self, CorsConfig, OriginRule};
 use crate::header_rules::{self, FORBIDDEN_TO_SET, HeaderRules};
 use crate::json;
 use crate::redact::{self, Redaction};
@@ -127,6 +137,14 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EDGE_OBS_TRUSTED_PROXY_HOPS",
     "EDGE_OBS_CLIENT_ADDRESS_HEADER",
     "EDGE_OBS_PEER_ADDRESS_HEADER",
+    "EDGE_OBS_CORS_ALLOW_ORIGINS",
+    "EDGE_OBS_CORS_ALLOW_METHODS",
+    "EDGE_OBS_CORS_ALLOW_HEADERS",
+    "EDGE_OBS_CORS_EXPOSE_HEADERS",
+    "EDGE_OBS_CORS_ALLOW_CREDENTIALS",
+    "EDGE_OBS_CORS_MAX_AGE",
+    "EDGE_OBS_LOG_CONTEXT",
+    "EDGE_OBS_LOG_CONTEXT_PREFIX",
 ];
 
 /// How body sizes are measured (`EDGE_OBS_BODY_SIZE`).
@@ -173,6 +191,10 @@ pub struct Config {
     pub routes: Vec<RouteTemplate>,
     /// Client address settings.
     pub client_addr: ClientAddrConfig,
+    /// CORS (`EDGE_OBS_CORS_*`); off unless origins are set.
+    pub cors: CorsConfig,
+    /// Log context from the app's response headers (`EDGE_OBS_LOG_CONTEXT*`).
+    pub log_context: LogContextConfig,
 }
 
 impl Default for Config {
@@ -461,6 +483,8 @@ impl Env {
             )],
             peer_header: self.peer_header(),
         };
+        let cors = self.cors();
+        let log_context = self.log_context();
         Config {
             enabled,
             service_name,
@@ -477,6 +501,8 @@ impl Env {
             metrics,
             routes,
             client_addr,
+            cors,
+            log_context,
         }
     }
 
@@ -498,6 +524,111 @@ impl Env {
                 Some(default)
             }
         }
+    }
+
+    fn cors(&mut self) -> CorsConfig {
+        const ORIGINS: &str = "EDGE_OBS_CORS_ALLOW_ORIGINS";
+        let text = self.list_text(ORIGINS, "");
+        let mut origins: Vec<OriginRule> = Vec::new();
+        for entry in header_rules::split_list(&text) {
+            match OriginRule::parse(entry) {
+                Ok(rule) if !origins.contains(&rule) => origins.push(rule),
+                Ok(_) => {}
+                Err(why) => self.issue(ORIGINS, entry, why, ENTRY_IGNORED),
+            }
+        }
+        const METHODS: &str = "EDGE_OBS_CORS_ALLOW_METHODS";
+        let mut text = self.list_text(METHODS, cors::DEFAULT_METHODS);
+        let allow_methods = loop {
+            let first_issue = self.issues.len();
+            let mut methods: Vec<http::Method> = Vec::new();
+            for entry in header_rules::split_list(&text) {
+                match http::Method::from_bytes(entry.to_ascii_uppercase().as_bytes()) {
+                    Ok(m) if !methods.contains(&m) => methods.push(m),
+                    Ok(_) => {}
+                    Err(_) => self.issue(METHODS, entry, "invalid method", ENTRY_IGNORED),
+                }
+            }
+            if !self.all_invalid(first_issue, methods.len(), cors::DEFAULT_METHODS) {
+                break methods;
+            }
+            text = cors::DEFAULT_METHODS.to_owned();
+        };
+        const HEADERS: &str = "EDGE_OBS_CORS_ALLOW_HEADERS";
+        let allow_any_header = self
+            .values
+            .iter()
+            .any(|(i, v)| KNOWN_VARIABLES[*i] == HEADERS && header_rules::trim(v) == "*");
+        let allow_headers = if allow_any_header {
+            self.take(HEADERS);
+            Vec::new()
+        } else {
+            self.header_names(HEADERS, "", &|_| None)
+        };
+        let expose_headers = self.header_names("EDGE_OBS_CORS_EXPOSE_HEADERS", "", &|_| None);
+        const CREDENTIALS: &str = "EDGE_OBS_CORS_ALLOW_CREDENTIALS";
+        let mut allow_credentials = self.switch(CREDENTIALS, false);
+        if allow_credentials && origins.contains(&OriginRule::Any) {
+            // The Fetch standard forbids `*` with credentials; browsers would refuse every
+            // answer, so the safer half of the setting is kept.
+            self.issue(
+                CREDENTIALS,
+                "on",
+                "credentials cannot be allowed together with the wildcard origin * (list the origins instead)",
+                "off",
+            );
+            allow_credentials = false;
+        }
+        const MAX_AGE: &str = "EDGE_OBS_CORS_MAX_AGE";
+        let max_age = if self
+            .values
+            .iter()
+            .any(|(i, _)| KNOWN_VARIABLES[*i] == MAX_AGE)
+        {
+            let n = self.number(
+                MAX_AGE,
+                (0, u64::from(cors::MAX_AGE_LIMIT)),
+                u64::MAX,
+                "expected an integer from 0 to 86400",
+                "unset",
+            );
+            u32::try_from(n).ok()
+        } else {
+            None
+        };
+        CorsConfig {
+            origins,
+            allow_methods,
+            allow_headers,
+            allow_any_header,
+            expose_headers,
+            allow_credentials,
+            max_age,
+        }
+    }
+
+    fn log_context(&mut self) -> LogContextConfig {
+        let enabled = self.switch("EDGE_OBS_LOG_CONTEXT", true);
+        const PREFIX_VAR: &str = "EDGE_OBS_LOG_CONTEXT_PREFIX";
+        let mut prefix = LogContextConfig::DEFAULT_PREFIX.to_owned();
+        if let Some(raw) = self.take(PREFIX_VAR) {
+            let v = header_rules::trim(&raw);
+            let valid = (1..=64).contains(&v.len())
+                && v.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                });
+            if valid {
+                prefix = v.to_owned();
+            } else {
+                self.issue(
+                    PREFIX_VAR,
+                    &raw,
+                    "expected 1 to 64 lowercase letters, digits, - or _",
+                    LogContextConfig::DEFAULT_PREFIX,
+                );
+            }
+        }
+        LogContextConfig { enabled, prefix }
     }
 
     fn service_name(&mut self) -> Option<String> {

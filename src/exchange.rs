@@ -17,10 +17,11 @@ use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, USE
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::access_log::{
-    self, EVENT_REQUEST, EVENT_START, Level, LogFormat, LoggedHeader, MAX_LINE_BYTES,
+    self, EVENT_REQUEST, EVENT_START, Level, LogContext, LogFormat, LoggedHeader, MAX_LINE_BYTES,
     MAX_VALUES_PER_HEADER, Record,
 };
 use crate::config::{Config, ConfigIssue};
+use crate::cors::CorsDecision;
 use crate::json::{self, ObjectLine};
 use crate::metrics::{self, MetricEvent};
 use crate::redact::Redaction;
@@ -96,11 +97,13 @@ pub enum ErrorType {
     BadRequest,
     /// The host: a method it does not serve (CONNECT), answered with 501.
     MethodNotSupported,
+    /// The host: the client is over its rate limit, answered with 429.
+    RateLimited,
 }
 
 impl ErrorType {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorType; 16] = [
+    pub const ALL: [ErrorType; 17] = [
         ErrorType::Timeout,
         ErrorType::ConnectionRefused,
         ErrorType::DestinationUnavailable,
@@ -117,6 +120,7 @@ impl ErrorType {
         ErrorType::UriTooLong,
         ErrorType::BadRequest,
         ErrorType::MethodNotSupported,
+        ErrorType::RateLimited,
     ];
 
     /// The `error.type` value.
@@ -138,6 +142,7 @@ impl ErrorType {
             ErrorType::UriTooLong => "uri_too_long",
             ErrorType::BadRequest => "bad_request",
             ErrorType::MethodNotSupported => "method_not_supported",
+            ErrorType::RateLimited => "rate_limited",
         }
     }
 
@@ -153,12 +158,13 @@ impl ErrorType {
             ErrorType::UriTooLong => StatusCode::URI_TOO_LONG,
             ErrorType::BadRequest => StatusCode::BAD_REQUEST,
             ErrorType::MethodNotSupported => StatusCode::NOT_IMPLEMENTED,
+            ErrorType::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
 
     /// Seconds a client should wait before retrying (`Retry-After`), for the failures that
-    /// pass by themselves.
+    /// pass by themselves (a rate limit's wait is the limiter's to say).
     pub fn retry_after(self) -> Option<u32> {
         match self {
             ErrorType::Overload | ErrorType::Draining => Some(1),
@@ -191,6 +197,16 @@ pub struct Answer {
     pub request_id: String,
     /// The trace id, when trace context is on.
     pub trace_id: Option<String>,
+}
+
+/// The middleware's own answer to a CORS preflight request (the app is not called).
+#[derive(Clone, Debug)]
+pub struct PreflightResponse {
+    /// 204 No Content.
+    pub status: StatusCode,
+    /// The CORS preflight headers (none for a disallowed origin, except `Vary`) plus what
+    /// [`Exchange::on_response`] adds (request id, security baseline, rules, `Server-Timing`).
+    pub headers: HeaderMap,
 }
 
 /// How the exchange ended, as seen by the glue.
@@ -231,6 +247,10 @@ pub struct Exchange {
     status: Option<StatusCode>,
     failure: Option<ErrorType>,
     sample_draw: u32,
+    /// CORS verdict of the request (default when CORS is off).
+    cors: CorsDecision,
+    /// Log context the app set in its response headers.
+    context: Option<LogContext>,
 }
 
 impl Middleware {
@@ -368,6 +388,12 @@ impl Middleware {
         }
         let request_headers = logged_headers.len();
         let request_content_length = content_length(headers);
+        // Before the request rules run: CORS looks at what the client sent.
+        let cors = if cfg.enabled && cfg.cors.enabled() {
+            cfg.cors.classify(req.method, headers)
+        } else {
+            CorsDecision::default()
+        };
 
         let mut trace = None;
         if cfg.enabled {
@@ -402,6 +428,8 @@ impl Middleware {
             status: None,
             failure: None,
             sample_draw: u32::from_le_bytes([random[40], random[41], random[42], random[43]]),
+            cors,
+            context: None,
         }
     }
 }
@@ -437,17 +465,58 @@ impl Exchange {
         Some(out)
     }
 
-    /// Response headers from the app arrive: sets the request id exactly once (replacing any
-    /// the app set), adds the security baseline, removes leaky headers, applies response header
-    /// rules and appends `Server-Timing: app;dur=<ms with 3 decimals>`.
+    /// The log context fields the app set (after [`Exchange::on_response`]), for any line or
+    /// span that carries them.
+    pub fn context(&self) -> Option<&LogContext> {
+        self.context.as_ref()
+    }
+
+    /// A CORS preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`, CORS
+    /// on): the answer the glue sends instead of calling the app, then [`Exchange::finish`]
+    /// logs and counts it like any request. `None` for every other request.
+    pub fn preflight(&mut self) -> Option<PreflightResponse> {
+        if !self.cors.preflight {
+            return None;
+        }
+        let status = StatusCode::NO_CONTENT;
+        self.status = Some(status);
+        self.response_content_length = Some(0);
+        let mut headers = HeaderMap::new();
+        self.decorate(&mut headers, self.started.elapsed());
+        self.config.cors.preflight_headers(&self.cors, &mut headers);
+        self.capture_response(&headers);
+        Some(PreflightResponse { status, headers })
+    }
+
+    /// Response headers from the app arrive: moves log context headers into the exchange,
+    /// sets the request id exactly once (replacing any the app set), adds the security
+    /// baseline, removes leaky headers, applies response header rules, adds CORS headers and
+    /// appends `Server-Timing: app;dur=<ms with 3 decimals>`.
     pub fn on_response(&mut self, status: StatusCode, headers: &mut HeaderMap, app_time: Duration) {
         self.status = Some(status);
         self.response_content_length = content_length(headers);
-        if !self.config.enabled {
+        let cfg = &*self.config;
+        if !cfg.enabled {
             return;
         }
+        if cfg.log_context.enabled {
+            self.context = access_log::take_context(
+                &cfg.log_context,
+                &cfg.redaction,
+                headers,
+                cfg.log.enabled,
+            );
+        }
         self.decorate(headers, app_time);
+        self.apply_cors(headers);
         self.capture_response(headers);
+    }
+
+    fn apply_cors(&self, headers: &mut HeaderMap) {
+        let cors = &self.config.cors;
+        if cors.enabled() {
+            cors.apply(&self.cors, headers);
+        }
     }
 
     /// The next handler failed: the answer to send (502, or 504 for [`ErrorType::Timeout`])
@@ -477,6 +546,7 @@ impl Exchange {
         }
         if self.config.enabled {
             self.decorate(&mut headers, self.started.elapsed());
+            self.apply_cors(&mut headers);
             self.capture_response(&headers);
         }
         FailureResponse {
@@ -620,6 +690,7 @@ impl Exchange {
             user_agent: self.user_agent.as_ref().map(HeaderValue::as_bytes),
             user_agent_max: cfg.log.user_agent_max,
             headers: &self.logged_headers,
+            context: self.context.as_ref(),
         }
     }
 

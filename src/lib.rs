@@ -6,8 +6,10 @@
 //! See [`config`] for the environment variables.
 
 pub mod access_log;
+pub mod app_metric;
 pub mod client_addr;
 pub mod config;
+pub mod cors;
 pub mod exchange;
 pub mod header_rules;
 pub mod json;
@@ -28,5 +30,6 @@ mod proptests;
 
 pub use config::{BodySizeMode, Config, ConfigIssue};
 pub use exchange::{
-    Answer, Completion, ErrorType, Exchange, FailureResponse, Middleware, RequestHead,
+    Answer, Completion, ErrorType, Exchange, FailureResponse, Middleware, PreflightResponse,
+    RequestHead,
 };

@@ -11,6 +11,17 @@ use crate::json;
 /// Media type of problem details.
 pub const CONTENT_TYPE: &str = "application/problem+json";
 
+/// The one wording of the 429 `detail` (host rate limiting), used by [`body`] and by hosts that
+/// write their own problem bodies.
+macro_rules! too_many_requests_detail {
+    () => {
+        "Too many requests; retry after the number of seconds in Retry-After."
+    };
+}
+
+/// `detail` of a 429 answer.
+pub const TOO_MANY_REQUESTS_DETAIL: &str = too_many_requests_detail!();
+
 /// The body up to the request id for a status: `about:blank` with the status phrase as title
 /// (RFC 9457) and a generic, safe explanation. Whole prefixes rather than assembled pieces,
 /// and our own texts rather than `StatusCode::canonical_reason` (a 3 KB table in the
@@ -26,12 +37,14 @@ fn prefix(status: StatusCode) -> &'static str {
         414 => {
             r#"{"type":"about:blank","title":"URI Too Long","status":414,"detail":"The request target is longer than this server accepts.","request_id":""#
         }
-        429 => {
-            r#"{"type":"about:blank","title":"Too Many Requests","status":429,"detail":"Too many requests; retry after the time given in Retry-After.","request_id":""#
-        }
         431 => {
             r#"{"type":"about:blank","title":"Request Header Fields Too Large","status":431,"detail":"The request header section is larger than this server accepts.","request_id":""#
         }
+        429 => concat!(
+            r#"{"type":"about:blank","title":"Too Many Requests","status":429,"detail":""#,
+            too_many_requests_detail!(),
+            r#"","request_id":""#
+        ),
         500 => {
             r#"{"type":"about:blank","title":"Internal Server Error","status":500,"detail":"The request could not be completed.","request_id":""#
         }
@@ -117,6 +130,14 @@ mod tests {
         }
         let v = parse(&body(StatusCode::TOO_MANY_REQUESTS, "x"));
         assert_eq!(v["title"], "Too Many Requests");
+    }
+
+    #[test]
+    fn too_many_requests_body() {
+        let v = parse(&body(StatusCode::TOO_MANY_REQUESTS, "r"));
+        assert_eq!(v["title"], "Too Many Requests");
+        assert_eq!(v["status"], 429);
+        assert_eq!(v["detail"], TOO_MANY_REQUESTS_DETAIL);
     }
 
     #[test]

@@ -804,6 +804,14 @@ const MALFORMED: &[(&str, &str)] = &[
     ("EDGE_OBS_TRUSTED_PROXY_HOPS", "33"),
     ("EDGE_OBS_CLIENT_ADDRESS_HEADER", "x-real-ip"),
     ("EDGE_OBS_PEER_ADDRESS_HEADER", "not a header"),
+    ("EDGE_OBS_CORS_ALLOW_ORIGINS", "null"),
+    ("EDGE_OBS_CORS_ALLOW_METHODS", "GET,(bad)"),
+    ("EDGE_OBS_CORS_ALLOW_HEADERS", "bad name"),
+    ("EDGE_OBS_CORS_EXPOSE_HEADERS", "bad name"),
+    ("EDGE_OBS_CORS_ALLOW_CREDENTIALS", "maybe"),
+    ("EDGE_OBS_CORS_MAX_AGE", "forever"),
+    ("EDGE_OBS_LOG_CONTEXT", "maybe"),
+    ("EDGE_OBS_LOG_CONTEXT_PREFIX", "Obs Context"),
     ("EDGE_OBS_NO_SUCH_SETTING", "on"),
 ];
 

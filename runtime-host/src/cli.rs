@@ -132,6 +132,25 @@ pub struct Args {
     /// Do not read or write the compilation cache.
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Rate limit per key, e.g. `100/s` or `6000/min` (GCRA). Off unless set; over it,
+    /// clients get 429 with Retry-After and RateLimit / RateLimit-Policy.
+    #[arg(long, value_name = "RATE", value_parser = crate::rate_limit::parse_rate)]
+    pub rate_limit: Option<crate::rate_limit::Rate>,
+
+    /// Requests a key may send at once above the steady rate. Default: the rate's count.
+    #[arg(long, value_name = "N", requires = "rate_limit")]
+    pub rate_limit_burst: Option<std::num::NonZeroU32>,
+
+    /// What the rate limit is counted per: `client-address` (the TCP peer, or what
+    /// EDGE_OBS_TRUSTED_PROXY_HOPS trusted proxies give), `header:NAME` or `global`.
+    #[arg(long, value_name = "KEY", default_value = "client-address", value_parser = crate::rate_limit::parse_key_source)]
+    pub rate_limit_key: crate::rate_limit::KeySource,
+
+    /// Most keys the rate limiter tracks; beyond it new keys share one bucket (counted in
+    /// runtime_host_rate_limit_key_overflow_total). Idle keys are evicted every 10 s.
+    #[arg(long, value_name = "N", default_value_t = crate::rate_limit::DEFAULT_MAX_KEYS)]
+    pub rate_limit_max_keys: usize,
 }
 
 /// How a middleware chain is instantiated.

@@ -3,11 +3,12 @@
 //! Each store gets its own line buffer, so a line is always passed on whole, in one write,
 //! and lines of concurrent requests never interleave. Metric event lines
 //! (`edge_obs.metric.v1`) of middleware components, and of the host's own answers, feed the
-//! Prometheus metrics instead of being printed (unless asked). The app's lines are printed
-//! as they are: an app cannot count requests that did not happen.
+//! Prometheus metrics instead of being printed (unless asked). The app's metric event lines
+//! are printed as they are: an app cannot count requests that did not happen. App metric
+//! lines (`edge_obs.app_metric.v1`) of any component feed the `app_` series.
 
-use crate::metric_event;
 use crate::metrics::HostMetrics;
+use crate::{app_metrics, metric_event};
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -44,7 +45,18 @@ impl OutputSink {
     }
 
     fn stdout_line(&self, role: Role, line: &[u8]) {
-        if role == Role::Middleware && metric_event::is_metric_line(line) {
+        // Any guest may feed app metrics; they never touch the HTTP request metrics.
+        if app_metrics::is_app_metric_line(line) {
+            if let Err(reason) = self.metrics.app().record_line(line) {
+                tracing::warn!(
+                    reason = reason.as_str(),
+                    "ignoring an invalid app metric line from a guest"
+                );
+            }
+            if !self.print_metric_events {
+                return;
+            }
+        } else if role == Role::Middleware && metric_event::is_metric_line(line) {
             match metric_event::parse(line.strip_suffix(b"\n").unwrap_or(line)) {
                 Ok(event) => self.metrics.observe(&event),
                 Err(error) => {

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod answers;
 pub mod app_output;
+pub mod app_metrics;
 pub mod chain;
 pub mod cli;
 pub mod components;
@@ -18,6 +19,7 @@ pub mod metric_event;
 pub mod metrics;
 pub mod pool;
 pub mod request;
+pub mod rate_limit;
 pub mod server;
 pub mod store;
 pub mod upstream;

@@ -74,8 +74,9 @@ pub const OVERFLOW_LABEL_SETS: usize = 500;
 
 /// Reasons for `runtime_host_rejected_requests_total`, created up front at 0 so that `rate()`
 /// and alerts work before the first rejection.
-pub const REJECT_REASONS: [&str; 5] = [
+pub const REJECT_REASONS: [&str; 6] = [
     "overload",
+    "rate_limited",
     "draining",
     "header_too_large",
     "body_too_large",
@@ -159,6 +160,8 @@ pub struct HostMetrics {
     rejected_requests: Family<ReasonLabels, Counter>,
     upstream_errors: Family<KindLabels, Counter>,
     invalid_metric_events: Counter,
+    rate_limit_key_overflow: Counter,
+    app: std::sync::Arc<crate::app_metrics::AppMetrics>,
 }
 
 /// Keeps `http_server_active_requests` incremented for as long as it lives; returned by
@@ -302,6 +305,14 @@ impl HostMetrics {
             build_info,
         );
 
+        let rate_limit_key_overflow = Counter::default();
+        registry.register(
+            "runtime_host_rate_limit_key_overflow",
+            "Requests counted in the shared overflow bucket because the rate limiter tracked its maximum number of keys",
+            rate_limit_key_overflow.clone(),
+        );
+        let app = crate::app_metrics::AppMetrics::register(&mut registry);
+
         Self {
             registry,
             request_duration,
@@ -320,7 +331,19 @@ impl HostMetrics {
             rejected_requests,
             upstream_errors,
             invalid_metric_events,
+            rate_limit_key_overflow,
+            app,
         }
+    }
+
+    /// Counts a request put into the rate limiter's overflow bucket (key cap reached).
+    pub fn rate_limit_key_overflow(&self) {
+        self.rate_limit_key_overflow.inc();
+    }
+
+    /// The applications' own metrics (`edge_obs.app_metric.v1` lines).
+    pub fn app(&self) -> &crate::app_metrics::AppMetrics {
+        &self.app
     }
 
     /// Records one request from a parsed metric event: duration histogram, request counter, and

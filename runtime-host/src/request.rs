@@ -4,6 +4,7 @@
 use crate::answers::{self, HostAnswers, HostBody, SCHEME};
 use crate::metrics::HostMetrics;
 use crate::pool::{InstanceFactory, RequestFate};
+use crate::rate_limit::RateLimiter;
 use bytes::Bytes;
 use edge_observability::ErrorType;
 use http::{HeaderMap, Method, Uri};
@@ -38,6 +39,8 @@ pub struct Requests {
     pub metrics: Arc<HostMetrics>,
     /// The host's own answers.
     pub answers: HostAnswers,
+    /// `--rate-limit`, when set.
+    pub rate_limiter: Option<Arc<RateLimiter>>,
 }
 
 /// Most header fields a request may have (hyper's default limit); more get 431.
@@ -142,6 +145,17 @@ async fn handle(
     if requests.draining.load(Ordering::Relaxed) {
         requests.metrics.rejected("draining");
         return answer(&parts, ErrorType::Draining);
+    }
+    if let Some(limiter) = &requests.rate_limiter
+        && let Err(limited) = limiter.check(&parts.headers, Some(peer))
+    {
+        requests.metrics.rejected("rate_limited");
+        let mut response = answer(&parts, ErrorType::RateLimited);
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, limited.retry_after.into());
+        limited.add_headers(response.headers_mut());
+        return response;
     }
     // Over the limit, answer at once: a bounded number of requests in flight keeps memory
     // bounded and tells clients (and load balancers) to come back.

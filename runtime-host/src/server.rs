@@ -17,6 +17,7 @@ use crate::guest_output::{OutputSink, Role};
 use crate::health::Health;
 use crate::metrics::HostMetrics;
 use crate::pool::{ChainPre, InstanceFactory, PoolLimits};
+use crate::rate_limit::RateLimiter;
 use crate::request::{self, Requests, stopped};
 use crate::store::{StoreState, StoreTemplate};
 use crate::upstream::{self, Upstream};
@@ -113,6 +114,17 @@ impl Server {
             busy_instances: Arc::new(AtomicUsize::new(0)),
         };
         probe(&factory).await?;
+        // The limiter finds the client address with the middleware's own settings.
+        let rate_limiter = args.rate_limit.map(|rate| {
+            RateLimiter::start(
+                rate,
+                args.rate_limit_burst,
+                args.rate_limit_key.clone(),
+                middleware.config().client_addr.clone(),
+                args.rate_limit_max_keys,
+                metrics.clone(),
+            )
+        });
         health.set_check(CHECK_COMPONENTS, true);
         if let Some(upstream) = &chain.upstream {
             health.set_check(CHECK_UPSTREAM, upstream.reachable().await);
@@ -129,6 +141,7 @@ impl Server {
                 request_timeout: args.request_timeout,
                 metrics: metrics.clone(),
                 answers: HostAnswers::new(middleware, sink),
+                rate_limiter,
             }),
             listener,
             admin_listener,

@@ -1113,3 +1113,150 @@ fn pooled_randomness_never_repeats() {
         assert!(seen.insert(random_bytes()));
     }
 }
+
+const CORS: &[(&str, &str)] = &[
+    ("EDGE_OBS_CORS_ALLOW_ORIGINS", "https://app.example.com"),
+    ("EDGE_OBS_CORS_ALLOW_METHODS", "GET,PUT"),
+    ("EDGE_OBS_CORS_MAX_AGE", "600"),
+];
+
+#[test]
+fn a_preflight_is_answered_logged_and_counted() {
+    let m = mw(CORS);
+    let mut fwd = headers(&[
+        ("origin", b"https://app.example.com"),
+        ("access-control-request-method", b"PUT"),
+    ]);
+    let mut ex = start(&m, &Method::OPTIONS, "/api/items", &mut fwd);
+    let answer = ex.preflight().expect("a preflight");
+    assert_eq!(answer.status, StatusCode::NO_CONTENT);
+    let h = &answer.headers;
+    assert_eq!(h["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(h["access-control-allow-methods"], "GET, PUT");
+    assert_eq!(h["access-control-max-age"], "600");
+    assert!(h.contains_key("x-request-id"));
+    assert!(h.contains_key("x-content-type-options"));
+    let v = lines(&ex.finish_after(Completion::default(), Duration::from_millis(1)));
+    let log = log_line(&v);
+    assert_eq!(log["http.request.method"], "OPTIONS");
+    assert_eq!(log["http.response.status_code"], 204);
+    assert_eq!(log["http.response.body.size"], 0);
+    assert_eq!(
+        metric_line(&v)["attributes"]["http.response.status_code"],
+        204
+    );
+}
+
+#[test]
+fn preflights_of_disallowed_origins_get_no_cors_headers() {
+    let m = mw(CORS);
+    let mut fwd = headers(&[
+        ("origin", b"https://evil.example.com"),
+        ("access-control-request-method", b"PUT"),
+    ]);
+    let mut ex = start(&m, &Method::OPTIONS, "/", &mut fwd);
+    let answer = ex.preflight().unwrap();
+    assert!(
+        answer
+            .headers
+            .keys()
+            .all(|k| !k.as_str().starts_with("access-control-"))
+    );
+    assert!(answer.headers.contains_key("vary"));
+}
+
+#[test]
+fn no_preflight_without_cors_or_for_plain_options() {
+    for (vars, req) in [
+        (
+            &[][..],
+            &[
+                ("origin", &b"https://app.example.com"[..]),
+                ("access-control-request-method", b"PUT"),
+            ][..],
+        ),
+        (CORS, &[("origin", &b"https://app.example.com"[..])][..]),
+    ] {
+        let m = mw(vars);
+        let mut fwd = headers(req);
+        let mut ex = start(&m, &Method::OPTIONS, "/", &mut fwd);
+        assert!(ex.preflight().is_none());
+    }
+}
+
+#[test]
+fn actual_requests_get_cors_headers() {
+    let m = mw(CORS);
+    let (_, rh, _) = run(
+        &m,
+        "/",
+        &[("origin", b"https://app.example.com")],
+        200,
+        &[("access-control-allow-origin", b"*")],
+    );
+    assert_eq!(rh["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(rh.get_all("access-control-allow-origin").iter().count(), 1);
+    assert_eq!(rh["vary"], "origin");
+    let (_, rh, _) = run(&m, "/", &[("origin", b"null")], 200, &[]);
+    assert!(rh.get("access-control-allow-origin").is_none());
+    assert_eq!(rh["vary"], "origin");
+    // CORS off (the default): nothing CORS-related is added.
+    let (_, rh, _) = run(
+        &mw(&[]),
+        "/",
+        &[("origin", b"https://app.example.com")],
+        200,
+        &[],
+    );
+    assert!(rh.get("vary").is_none() && rh.get("access-control-allow-origin").is_none());
+}
+
+#[test]
+fn failure_answers_carry_cors_headers_for_allowed_origins() {
+    let m = mw(CORS);
+    let mut fwd = headers(&[("origin", b"https://app.example.com")]);
+    let mut ex = start(&m, &Method::GET, "/", &mut fwd);
+    let f = ex.on_failure(ErrorType::ConnectionRefused);
+    assert_eq!(
+        f.headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+}
+
+#[test]
+fn log_context_moves_into_the_line_and_leaves_the_response() {
+    let (_, rh, v) = run(
+        &mw(&[("EDGE_OBS_REDACT_HEADERS", "x-tenant-secret")]),
+        "/",
+        &[],
+        200,
+        &[
+            ("obs-context-user-id", b"42"),
+            ("obs-context-x-tenant-secret", b"s3cr3t"),
+            ("content-type", b"text/plain"),
+        ],
+    );
+    assert!(rh.keys().all(|k| !k.as_str().starts_with("obs-context-")));
+    let log = log_line(&v);
+    assert_eq!(log["context.user-id"], "42");
+    assert_eq!(log["context.x-tenant-secret"], REDACTED);
+    // Off: the headers pass through and nothing is logged.
+    let (_, rh, v) = run(
+        &mw(&[("EDGE_OBS_LOG_CONTEXT", "off")]),
+        "/",
+        &[],
+        200,
+        &[("obs-context-user-id", b"42")],
+    );
+    assert_eq!(rh["obs-context-user-id"], "42");
+    assert!(log_line(&v).get("context.user-id").is_none());
+    // Logging off: still removed from the response.
+    let (_, rh, _) = run(
+        &mw(&[("EDGE_OBS_LOG", "off")]),
+        "/",
+        &[],
+        200,
+        &[("obs-context-user-id", b"42")],
+    );
+    assert!(rh.get("obs-context-user-id").is_none());
+}

@@ -16,6 +16,7 @@
 //! | `/loop` | spins in an endless CPU loop (for timeout tests) |
 //! | `/alloc/{mb}` | allocates and touches `mb` MiB, then 200 `{"allocated_mb": mb}`; traps when memory runs out |
 //! | `/echo-body` | 200, the request body streamed back (with the request's `content-type`) |
+//! | `/app-metric` | prints one `edge_obs.app_metric.v1` counter line ([`APP_METRIC_LINE`]) to stdout, then 200 `counted\n` |
 //! | anything else | 200 `application/json` echo of the request: `{"method", "path", "query", "headers"}` |
 //!
 //! Routes match on the path alone, whatever the method. A path parameter that is not a
@@ -30,6 +31,12 @@
 pub const MAX_DELAY_MS: u64 = 60_000;
 /// The largest `/bytes/{n}` body: 1 GiB.
 pub const MAX_BYTES: u64 = 1 << 30;
+
+/// The line `/app-metric` prints: one increment of the counter `demo.app_metric.requests`, in
+/// the schema the edge observability core crate defines (`edge_observability::app_metric`,
+/// documented in `docs/app-metric.md`). Written out rather than built with that crate's
+/// `write`: linking the middleware crate into the app would also link its handler export.
+pub const APP_METRIC_LINE: &str = "{\"schema\":\"edge_obs.app_metric.v1\",\"type\":\"counter\",\"name\":\"demo.app_metric.requests\",\"value\":1,\"attributes\":{\"source\":\"hello-app\"}}\n";
 
 /// What a request asks for, parsed from its path (and query).
 #[derive(Debug, PartialEq, Eq)]
@@ -64,6 +71,8 @@ pub enum Route {
     /// `/forge-metric`: prints a metric event line as the middleware would, to show that an
     /// app cannot feed the host's request metrics.
     ForgeMetric,
+    /// `/app-metric`
+    AppMetric,
     /// Any other path: echo the request as JSON.
     Echo,
     /// A known route with a malformed parameter; the message says what is wrong.
@@ -81,6 +90,7 @@ impl Route {
             "/loop" => Route::Loop,
             "/echo-body" => Route::EchoBody,
             "/forge-metric" => Route::ForgeMetric,
+            "/app-metric" => Route::AppMetric,
             _ => Route::parse_with_number(path, query),
         }
     }
@@ -217,6 +227,16 @@ pub mod component {
             Route::Alloc(mb) => alloc(mb),
             Route::EchoBody => echo_body(req),
             Route::ForgeMetric => forge_metric(),
+            Route::AppMetric => {
+                // One write per line, so lines of concurrent requests never interleave.
+                use std::io::Write;
+                let _ = std::io::stdout().write_all(super::APP_METRIC_LINE.as_bytes());
+                full(
+                    StatusCode::OK,
+                    "text/plain",
+                    Bytes::from_static(b"counted\n"),
+                )
+            }
             Route::Echo => echo(&req),
             Route::BadRequest(message) => bad_request(message),
         }
@@ -408,6 +428,9 @@ mod tests {
         assert_eq!(Route::parse("/hello", None), Route::Hello);
         assert_eq!(Route::parse("/echo-body", None), Route::EchoBody);
         assert_eq!(Route::parse("/forge-metric", None), Route::ForgeMetric);
+        assert_eq!(Route::parse("/app-metric", None), Route::AppMetric);
+        assert!(APP_METRIC_LINE.starts_with("{\"schema\":\"edge_obs.app_metric.v1\""));
+        assert!(APP_METRIC_LINE.ends_with("}\n") && APP_METRIC_LINE.matches('\n').count() == 1);
         assert_eq!(Route::parse("/", None), Route::Echo);
         assert_eq!(Route::parse("/hello/", None), Route::Echo);
         assert_eq!(Route::parse("/anything/else", Some("a=b")), Route::Echo);
