@@ -15,4 +15,6 @@ pub mod health;
 pub mod metric_event;
 pub mod metrics;
 pub mod server;
+pub mod slo;
+pub mod subcommands;
 pub mod upstream;
