@@ -152,7 +152,11 @@ fn promtool_checks_the_rules_and_every_alert_passes_its_unit_tests() {
     let rules = rules_path();
     let out = run("promtool", &["check", "rules", rules.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("SUCCESS: 20 rules found"), "{}", text(&out));
+    assert!(
+        text(&out).contains("SUCCESS: 20 rules found"),
+        "{}",
+        text(&out)
+    );
 
     let tests = test_files();
     let started = Instant::now();
@@ -163,7 +167,12 @@ fn promtool_checks_the_rules_and_every_alert_passes_its_unit_tests() {
         text(&out)
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(text(&out).matches("  SUCCESS").count(), tests.len(), "{}", text(&out));
+    assert_eq!(
+        text(&out).matches("  SUCCESS").count(),
+        tests.len(),
+        "{}",
+        text(&out)
+    );
 
     // Every alert has a case where it fires and one where it must stay silent.
     let test_text: String = tests
@@ -256,7 +265,10 @@ fn every_alert_links_its_own_runbook() {
         ] {
             assert!(runbook.contains(section), "{file}: no `{section}`");
         }
-        assert!(index.contains(&format!("({file})")), "README.md misses {file}");
+        assert!(
+            index.contains(&format!("({file})")),
+            "README.md misses {file}"
+        );
     }
 }
 
@@ -284,7 +296,12 @@ fn kubernetes_manifests_validate_and_match_the_host_flags() {
     let validate = |path: &Path| {
         run(
             "python3",
-            &["-m", "kubernetes_validate", "--strict", path.to_str().unwrap()],
+            &[
+                "-m",
+                "kubernetes_validate",
+                "--strict",
+                path.to_str().unwrap(),
+            ],
         )
     };
     let out = validate(&manifest);
@@ -296,6 +313,11 @@ fn kubernetes_manifests_validate_and_match_the_host_flags() {
             text(&out)
         );
     }
+    assert!(
+        text(&out).contains("passed for resource service/runtime-host-admin"),
+        "{}",
+        text(&out)
+    );
     // The validator does reject a broken manifest.
     let dir = scratch("k8s");
     let broken = dir.join("broken.yaml");
@@ -371,7 +393,9 @@ fn kubernetes_manifests_validate_and_match_the_host_flags() {
     let delay = runtime_host::cli::parse_duration(flag("shutdown-delay").unwrap())
         .unwrap()
         .as_secs();
-    let termination = pod["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
+    let termination = pod["spec"]["terminationGracePeriodSeconds"]
+        .as_u64()
+        .unwrap();
     assert!(
         termination > grace + delay,
         "terminationGracePeriodSeconds {termination} <= {delay} + {grace}"
@@ -410,7 +434,11 @@ fn composed_component_serves_the_middleware_without_runtime_host_chaining_it() {
     let bytes = std::fs::read(&out_file).unwrap();
     let (imports, exports) = runtime_host::components::interfaces(&bytes).unwrap();
     assert_eq!(exports, [runtime_host::components::HANDLER]);
-    assert!(!imports.iter().any(|i| i == runtime_host::components::HANDLER));
+    assert!(
+        !imports
+            .iter()
+            .any(|i| i == runtime_host::components::HANDLER)
+    );
 
     // Served as a plain app: the middleware inside still does its work.
     let host = Host::start(&["--no-middleware", "--app", out_file.to_str().unwrap()]);
@@ -504,12 +532,17 @@ impl PromApi {
     /// An instant query; `None` while Prometheus is not answering.
     fn query(&self, promql: &str) -> Option<Vec<Value>> {
         std::net::TcpStream::connect(self.0).ok()?;
-        let response = get(self.0, &format!("/api/v1/query?query={}", encode(promql)), &[]);
-        let body = response.json();
-        assert_eq!(
-            body["status"], "success",
-            "query failed: {promql}\n{body}"
+        let response = get(
+            self.0,
+            &format!("/api/v1/query?query={}", encode(promql)),
+            &[],
         );
+        if response.status == 503 {
+            // Still starting (TSDB not open yet).
+            return None;
+        }
+        let body = response.json();
+        assert_eq!(body["status"], "success", "query failed: {promql}\n{body}");
         let data = &body["data"];
         Some(match data["resultType"].as_str() {
             Some("scalar") => vec![serde_json::json!({ "value": data["result"] })],
@@ -527,13 +560,22 @@ fn value(sample: &Value) -> f64 {
 }
 
 /// Polls `check` until it returns `Some`, at most `within`.
-fn wait_until<T>(what: &str, within: Duration, diag: impl Fn() -> String, mut check: impl FnMut() -> Option<T>) -> T {
+fn wait_until<T>(
+    what: &str,
+    within: Duration,
+    diag: impl Fn() -> String,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + within;
     loop {
         if let Some(found) = check() {
             return found;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}\n{}", diag());
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            diag()
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -619,8 +661,13 @@ impl Load {
             let mut i = 0u64;
             while !s.load(Ordering::Relaxed) {
                 i += 1;
-                let response = if i % 2 == 0 {
-                    conn.request("POST", "/echo-body", &[("content-type", "text/plain")], &body)
+                let response = if i.is_multiple_of(2) {
+                    conn.request(
+                        "POST",
+                        "/echo-body",
+                        &[("content-type", "text/plain")],
+                        &body,
+                    )
                 } else {
                     conn.get(&format!("/users/{i}"), &[])
                 };
@@ -751,15 +798,25 @@ fn burn_rate_alert_reaches_alertmanager_and_dashboard_queries_return_data() {
     // Healthy traffic: the rules evaluate over it (each rule healthy, the longest window
     // has data) for several evaluations, and no alert is pending, firing or delivered.
     let longest = "job:slo_availability_errors:ratio_rate1m";
-    let first = wait_until("the SLI recording rules", Duration::from_secs(60), diag, || {
-        let r = prom.query(&format!("timestamp({longest})"))?;
-        (r.len() == 1).then(|| value(&r[0]))
-    });
+    let first = wait_until(
+        "the SLI recording rules",
+        Duration::from_secs(60),
+        diag,
+        || {
+            let r = prom.query(&format!("timestamp({longest})"))?;
+            (r.len() == 1).then(|| value(&r[0]))
+        },
+    );
     assert_eq!(value(&prom.query(longest).unwrap()[0]), 0.0);
-    wait_until("five more rule evaluations", Duration::from_secs(60), diag, || {
-        let r = prom.query(&format!("timestamp({longest})"))?;
-        (value(&r[0]) >= first + 5.0).then_some(())
-    });
+    wait_until(
+        "five more rule evaluations",
+        Duration::from_secs(60),
+        diag,
+        || {
+            let r = prom.query(&format!("timestamp({longest})"))?;
+            (value(&r[0]) >= first + 5.0).then_some(())
+        },
+    );
     let rules = prom.json("/api/v1/rules");
     let all_rules: Vec<&Value> = rules["data"]["groups"]
         .as_array()
@@ -787,7 +844,10 @@ fn burn_rate_alert_reaches_alertmanager_and_dashboard_queries_return_data() {
     assert_eq!(am.status, 200, "{}", diag());
     let targets = prom.json("/api/v1/alertmanagers");
     assert_eq!(
-        targets["data"]["activeAlertmanagers"].as_array().unwrap().len(),
+        targets["data"]["activeAlertmanagers"]
+            .as_array()
+            .unwrap()
+            .len(),
         1,
         "{targets}"
     );
@@ -837,10 +897,12 @@ fn burn_rate_alert_reaches_alertmanager_and_dashboard_queries_return_data() {
             "count by (instance) (http_server_requests_total{job=~\"runtime-host\"})",
             "instance"
         ),
-        [instance.clone()]
+        std::slice::from_ref(&instance)
     );
     let routes = series(
-        &format!("count by (http_route) (http_server_requests_total{{job=~\"runtime-host\", instance=~\"{instance}\"}})"),
+        &format!(
+            "count by (http_route) (http_server_requests_total{{job=~\"runtime-host\", instance=~\"{instance}\"}})"
+        ),
         "http_route",
     );
     assert!(routes.contains(&"/echo-body".to_owned()), "{routes:?}");
@@ -871,7 +933,14 @@ fn burn_rate_alert_reaches_alertmanager_and_dashboard_queries_return_data() {
     let alert = wait_until(
         "EdgeObsAvailabilityFastBurn at the webhook",
         Duration::from_secs(120),
-        || format!("{:?}\n{:?}\n{}", prom.query("ALERTS"), received_alerts(&received), diag()),
+        || {
+            format!(
+                "{:?}\n{:?}\n{}",
+                prom.query("ALERTS"),
+                received_alerts(&received),
+                diag()
+            )
+        },
         || {
             received_alerts(&received)
                 .into_iter()

@@ -68,7 +68,7 @@ impl std::fmt::Display for PromDuration {
             return f.write_str("0s");
         }
         for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-            if s % size == 0 {
+            if s.is_multiple_of(size) {
                 return write!(f, "{}{unit}", s / size);
             }
         }
@@ -351,11 +351,8 @@ impl SloConfig {
 
     /// The SLO windows the alerts need, shortest first.
     fn windows(&self) -> Vec<PromDuration> {
-        let mut windows: Vec<PromDuration> = self
-            .tiers
-            .iter()
-            .flat_map(|t| [t.long, t.short])
-            .collect();
+        let mut windows: Vec<PromDuration> =
+            self.tiers.iter().flat_map(|t| [t.long, t.short]).collect();
         windows.sort();
         windows.dedup();
         windows
@@ -469,10 +466,9 @@ impl SloConfig {
                 );
                 let what = match sli {
                     Sli::Availability => "requests failing (5xx or error_type)".to_owned(),
-                    Sli::Latency => format!(
-                        "requests slower than {} s",
-                        num(self.latency_threshold)
-                    ),
+                    Sli::Latency => {
+                        format!("requests slower than {} s", num(self.latency_threshold))
+                    }
                 };
                 out.push(Alert {
                     name,
@@ -504,7 +500,8 @@ impl SloConfig {
         let w = self.host_window;
         let all = self.matchers(&[]);
         let overload = self.matchers(&[r#"reason="overload""#]);
-        let requests = format!("sum by (job, instance) (rate(http_server_requests_total{all}[{w}]))");
+        let requests =
+            format!("sum by (job, instance) (rate(http_server_requests_total{all}[{w}]))");
         let severity = |name: &str| {
             let (_, s) = HOST_ALERTS
                 .iter()
@@ -523,31 +520,50 @@ impl SloConfig {
         vec![
             alert(
                 "RuntimeHostGuestTraps",
-                format!("sum by (job, instance) (increase(runtime_host_guest_traps_total{all}[{w}])) > 0\n"),
+                format!(
+                    "sum by (job, instance) (increase(runtime_host_guest_traps_total{all}[{w}])) > 0\n"
+                ),
                 PromDuration(0),
                 "{{ $labels.instance }}: guest components trapped",
-                format!("A guest component trapped at least once in the last {w}; each trap is a 500 answered by the host and a bug in a component."),
+                format!(
+                    "A guest component trapped at least once in the last {w}; each trap is a 500 answered by the host and a bug in a component."
+                ),
             ),
             alert(
                 "RuntimeHostRequestTimeouts",
-                format!("sum by (job, instance) (rate(runtime_host_request_timeouts_total{all}[{w}]))\n/\n{requests}\n> {}\n", num(self.timeout_ratio)),
+                format!(
+                    "sum by (job, instance) (rate(runtime_host_request_timeouts_total{all}[{w}]))\n/\n{requests}\n> {}\n",
+                    num(self.timeout_ratio)
+                ),
                 self.host_hold,
                 "{{ $labels.instance }}: requests hit the request timeout",
-                format!("More than {} of requests over {w} were aborted by --request-timeout (504).", percent(self.timeout_ratio)),
+                format!(
+                    "More than {} of requests over {w} were aborted by --request-timeout (504).",
+                    percent(self.timeout_ratio)
+                ),
             ),
             alert(
                 "RuntimeHostOverloaded",
-                format!("sum by (job, instance) (rate(runtime_host_rejected_requests_total{overload}[{w}]))\n/\n{requests}\n> {}\n", num(self.overload_ratio)),
+                format!(
+                    "sum by (job, instance) (rate(runtime_host_rejected_requests_total{overload}[{w}]))\n/\n{requests}\n> {}\n",
+                    num(self.overload_ratio)
+                ),
                 self.host_hold,
                 "{{ $labels.instance }}: rejecting requests for overload",
-                format!("More than {} of requests over {w} were turned away with 503 because --max-concurrent-requests was reached.", percent(self.overload_ratio)),
+                format!(
+                    "More than {} of requests over {w} were turned away with 503 because --max-concurrent-requests was reached.",
+                    percent(self.overload_ratio)
+                ),
             ),
             alert(
                 "RuntimeHostDown",
                 format!("up{all} == 0\n"),
                 self.down_hold,
                 "{{ $labels.instance }}: /metrics cannot be scraped",
-                format!("Prometheus could not scrape the admin address for {}; the SLO alerts are blind for this instance.", self.down_hold),
+                format!(
+                    "Prometheus could not scrape the admin address for {}; the SLO alerts are blind for this instance.",
+                    self.down_hold
+                ),
             ),
         ]
     }
@@ -579,10 +595,11 @@ pub fn render_rules(config: &SloConfig) -> Result<String> {
             out.push_str("        expr: |\n");
             block(&mut out, 10, &config.sli_error_ratio(sli, window));
         }
-        for alert in slo_alerts
-            .iter()
-            .filter(|a| a.labels.iter().any(|(k, v)| *k == "slo" && v == sli.label()))
-        {
+        for alert in slo_alerts.iter().filter(|a| {
+            a.labels
+                .iter()
+                .any(|(k, v)| *k == "slo" && v == sli.label())
+        }) {
             render_alert(&mut out, config, alert);
         }
     }
@@ -762,7 +779,7 @@ impl SloConfig {
                     ),
                     series: series(&[(above, burn_steps + 1)]),
                     interval: step,
-            eval_time: eval,
+                    eval_time: eval,
                     alert: alert.name.clone(),
                     fires: Some(fired_labels.clone()),
                     annotations: annotations.clone(),
@@ -777,7 +794,7 @@ impl SloConfig {
                     ),
                     series: series(&[(threshold * 0.9, burn_steps + 1)]),
                     interval: step,
-            eval_time: eval,
+                    eval_time: eval,
                     alert: alert.name.clone(),
                     fires: None,
                     annotations: Vec::new(),
@@ -821,10 +838,7 @@ impl SloConfig {
             vec![
                 ("instance".to_owned(), INSTANCE.to_owned()),
                 ("job".to_owned(), job.to_owned()),
-                (
-                    "severity".to_owned(),
-                    find(name).labels[0].1.clone(),
-                ),
+                ("severity".to_owned(), find(name).labels[0].1.clone()),
             ]
         };
         let mut cases = Vec::new();
@@ -887,7 +901,9 @@ impl SloConfig {
                 if name == "RuntimeHostOverloaded" && !fires {
                     // Rejections for other reasons are not overload.
                     series.push((
-                        format!(r#"runtime_host_rejected_requests_total{{{base}, reason="draining"}}"#),
+                        format!(
+                            r#"runtime_host_rejected_requests_total{{{base}, reason="draining"}}"#
+                        ),
                         counter(&[(per_step, steps + 1)]),
                     ));
                 }
@@ -895,11 +911,15 @@ impl SloConfig {
                     comment: format!(
                         "{name}: {} of requests: {}",
                         percent(ratio * factor),
-                        if fires { "fires" } else { "just under the threshold: silent" }
+                        if fires {
+                            "fires"
+                        } else {
+                            "just under the threshold: silent"
+                        }
                     ),
                     series,
                     interval: step,
-            eval_time: steps * step,
+                    eval_time: steps * step,
                     alert: alert.name.clone(),
                     fires: fires.then(|| labels(name)),
                     annotations: if fires {
@@ -915,8 +935,10 @@ impl SloConfig {
         let down = find("RuntimeHostDown");
         let hold_steps = self.down_hold.seconds().div_ceil(step);
         let up = format!("up{{{base}}}");
-        for (down_steps, fires) in [(hold_steps + 2, true), (hold_steps.saturating_sub(1), false)]
-        {
+        for (down_steps, fires) in [
+            (hold_steps + 2, true),
+            (hold_steps.saturating_sub(1), false),
+        ] {
             let up_steps = 5;
             let mut values = vec!["1"; up_steps as usize + 1];
             values.extend(std::iter::repeat_n("0", down_steps as usize));
@@ -924,11 +946,15 @@ impl SloConfig {
                 comment: format!(
                     "RuntimeHostDown: scrape failing for {}: {}",
                     PromDuration(down_steps * step),
-                    if fires { "fires" } else { "shorter than for:, silent" }
+                    if fires {
+                        "fires"
+                    } else {
+                        "shorter than for:, silent"
+                    }
                 ),
                 series: vec![(up.clone(), values.join(" "))],
                 interval: step,
-            eval_time: (up_steps + down_steps) * step,
+                eval_time: (up_steps + down_steps) * step,
                 alert: down.name.clone(),
                 fires: fires.then(|| labels("RuntimeHostDown")),
                 annotations: if fires {

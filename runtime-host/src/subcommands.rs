@@ -117,8 +117,7 @@ impl SloRulesArgs {
                 BurnTier::parse("BudgetBurn", Severity::Ticket, &self.ticket)
                     .context("--ticket")?,
             ],
-            host_window: PromDuration::parse_window(&self.host_window)
-                .context("--host-window")?,
+            host_window: PromDuration::parse_window(&self.host_window).context("--host-window")?,
             host_hold: PromDuration::parse(&self.host_for).context("--host-for")?,
             timeout_ratio: self.timeout_ratio,
             overload_ratio: self.overload_ratio,
