@@ -7,13 +7,29 @@ cd "$(dirname "$0")/.."
 # The wasm target (rust-toolchain.toml names it; older rustup versions do not add it alone).
 rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
 
-# promtool checks the /metrics output and a real Prometheus server scrapes it
-# (tests/prometheus_scrape.rs); Debian's prometheus package ships both.
-if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
-    echo "installing Debian's prometheus package (promtool, prometheus)..." >&2
+# promtool checks the /metrics output and the SLO rules, a real Prometheus server scrapes the
+# host and a real Alertmanager delivers its alerts (tests/prometheus_scrape.rs,
+# tests/operations.rs): Debian's prometheus and prometheus-alertmanager packages.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1 \
+    || ! command -v prometheus-alertmanager >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then
+    echo "installing Debian's prometheus and prometheus-alertmanager packages..." >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+    apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+fi
+
+# The Kubernetes manifests are checked against the Kubernetes schemas (tests/operations.rs):
+# PyPI's kubernetes-validate bundles them (and brings PyYAML, which the test also uses).
+if ! python3 -c "import kubernetes_validate, yaml" >/dev/null 2>&1; then
+    echo "installing kubernetes-validate from PyPI..." >&2
+    if ! command -v python3 >/dev/null 2>&1 || ! python3 -m pip --version >/dev/null 2>&1; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq >/dev/null
+        apt-get install -y -qq --no-install-recommends python3 python3-pip >/dev/null
+    fi
+    # Debian's Python refuses system-wide installs without the flag (PEP 668).
+    python3 -m pip install --quiet kubernetes-validate 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages kubernetes-validate
 fi
 
 cargo test --release --workspace "$@"

@@ -13,7 +13,12 @@ use std::time::Duration;
 /// With no arguments it serves the embedded middleware in front of the embedded demo app.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "runtime-host", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// A tool to run instead of serving (`compose`, `slo-rules`).
+    #[command(subcommand)]
+    pub command: Option<crate::subcommands::Command>,
+
     /// Address to serve HTTP on. Port 0 picks a free port (the start-up line shows it).
     #[arg(long, default_value = "127.0.0.1:3000")]
     pub addr: SocketAddr,

@@ -83,8 +83,22 @@ pub struct Composition {
     pub app_stdout_apart: bool,
 }
 
+/// Where the app's WASI 0.2 stdout goes in a composition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AppStdout {
+    /// Its own import, [`app_output::APP_STDOUT`], so the host can tell its lines from the
+    /// middleware's (serving in runtime-host).
+    Apart,
+    /// The chain's `wasi:cli/stdout`, as any host provides it (a portable artifact).
+    Shared,
+}
+
 /// Checks every component and composes the chain into one component.
-pub fn compose(middlewares: &[Source], backend: &Backend) -> Result<Composition> {
+pub fn compose(
+    middlewares: &[Source],
+    backend: &Backend,
+    app_stdout: AppStdout,
+) -> Result<Composition> {
     let mut graph = CompositionGraph::new();
     let mut registered = Vec::new();
     for (i, mw) in middlewares.iter().enumerate() {
@@ -146,8 +160,10 @@ pub fn compose(middlewares: &[Source], backend: &Backend) -> Result<Composition>
     let mut inner = match app {
         Some((id, app)) => {
             let instance = graph.instantiate(id);
-            app_stdout_apart = give_app_its_own_stdout(&mut graph, id, instance)
-                .with_context(|| format!("{}: keeping its stdout apart", app.origin))?;
+            if app_stdout == AppStdout::Apart {
+                app_stdout_apart = give_app_its_own_stdout(&mut graph, id, instance)
+                    .with_context(|| format!("{}: keeping its stdout apart", app.origin))?;
+            }
             Some(
                 graph
                     .alias_instance_export(instance, HANDLER)
@@ -296,7 +312,7 @@ mod tests {
 
     #[test]
     fn chain_exports_handler_and_no_longer_imports_it() {
-        let chain = compose(&[mw(), mw()], &Backend::App(app())).unwrap();
+        let chain = compose(&[mw(), mw()], &Backend::App(app()), AppStdout::Apart).unwrap();
         assert!(!chain.imports_handler);
         let (imports, exports) = interfaces(&chain.bytes).unwrap();
         assert!(exports.contains(&HANDLER.to_owned()), "{exports:?}");
@@ -308,11 +324,16 @@ mod tests {
             "{imports:?}"
         );
         assert!(app_output::stdout_import(imports.iter().map(String::as_str)).is_some());
+        // A portable artifact keeps one stdout for all, as any host provides it.
+        let shared = compose(&[mw()], &Backend::App(app()), AppStdout::Shared).unwrap();
+        assert!(!shared.app_stdout_apart);
+        let (imports, _) = interfaces(&shared.bytes).unwrap();
+        assert!(!imports.iter().any(|i| i == app_output::APP_STDOUT), "{imports:?}");
     }
 
     #[test]
     fn upstream_chain_keeps_the_handler_import() {
-        let chain = compose(&[mw(), mw()], &Backend::Upstream).unwrap();
+        let chain = compose(&[mw(), mw()], &Backend::Upstream, AppStdout::Apart).unwrap();
         assert!(chain.imports_handler);
         assert!(!chain.app_stdout_apart);
         let (imports, _) = interfaces(&chain.bytes).unwrap();
@@ -325,18 +346,18 @@ mod tests {
             origin: "junk.wasm".into(),
             bytes: b"not wasm at all".to_vec(),
         };
-        let err = refused(compose(&[], &Backend::App(garbage)));
+        let err = refused(compose(&[], &Backend::App(garbage), AppStdout::Apart));
         assert!(format!("{err:#}").contains("not a WebAssembly component"));
 
         let core = Source {
             origin: "core.wasm".into(),
             bytes: b"\0asm\x01\0\0\0".to_vec(),
         };
-        let err = refused(compose(&[], &Backend::App(core)));
+        let err = refused(compose(&[], &Backend::App(core), AppStdout::Apart));
         assert!(format!("{err:#}").contains("core WebAssembly module"));
 
         // The app is no middleware: it does not import the handler.
-        let err = refused(compose(&[app()], &Backend::App(app())));
+        let err = refused(compose(&[app()], &Backend::App(app()), AppStdout::Apart));
         assert!(
             format!("{err:#}").contains("not an HTTP middleware"),
             "{err:#}"
@@ -344,6 +365,6 @@ mod tests {
 
         // The middleware alone as an app: it exports the handler but needs one too; the
         // host's linker reports that when instantiating, here it composes fine.
-        assert!(compose(&[], &Backend::App(mw())).is_ok());
+        assert!(compose(&[], &Backend::App(mw()), AppStdout::Apart).is_ok());
     }
 }

@@ -22,4 +22,6 @@ pub mod request;
 pub mod rate_limit;
 pub mod server;
 pub mod store;
+pub mod slo;
+pub mod subcommands;
 pub mod upstream;

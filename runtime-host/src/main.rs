@@ -16,6 +16,15 @@ fn main() -> ExitCode {
     }
     let args = Args::parse();
     init_tracing(&args);
+    if let Some(command) = &args.command {
+        return match runtime_host::subcommands::run(command) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -276,7 +276,7 @@ mod tests {
             parse_rate(rate).unwrap(),
             burst.and_then(NonZeroU32::new),
             parse_key_source(key).unwrap(),
-            ClientAddrConfig::default(),
+            edge_observability::Config::default().client_addr,
             max_keys,
             metrics(),
         )
@@ -355,7 +355,7 @@ mod tests {
             parse_rate("1000/s").unwrap(),
             Some(NonZeroU32::new(1).unwrap()),
             KeySource::Header(HeaderName::from_static("x-key")),
-            ClientAddrConfig::default(),
+            edge_observability::Config::default().client_addr,
             10,
             m.clone(),
         );

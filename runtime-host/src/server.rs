@@ -11,7 +11,7 @@ use crate::answers::HostAnswers;
 use crate::app_output;
 use crate::chain::LinkedPre;
 use crate::cli::{Args, ChainMode};
-use crate::components::{self, Backend, Composition, Source};
+use crate::components::{self, AppStdout, Backend, Composition, Source};
 use crate::engine::{self, EngineLimits};
 use crate::guest_output::{OutputSink, Role};
 use crate::health::Health;
@@ -317,7 +317,7 @@ async fn load_chain(
         (None, None) => Backend::App(Source::embedded("demo app", components::EMBEDDED_APP)),
     };
     let description = describe(&middlewares, &backend, upstream.as_deref());
-    let composition = components::compose(&middlewares, &backend)?;
+    let composition = components::compose(&middlewares, &backend, AppStdout::Apart)?;
     let has_middleware = !middlewares.is_empty();
     let mut parts = middlewares;
     let has_app = match backend {
