@@ -9,6 +9,7 @@ pub mod admin;
 pub mod chain;
 pub mod cli;
 pub mod components;
+pub mod dashboard;
 pub mod engine;
 pub mod guest_output;
 pub mod health;

@@ -2,11 +2,12 @@
 //! concurrent requests per instance), one store per instance, hyper HTTP/1.1 with keep-alive,
 //! and clear limits (deadline, memory, concurrency, header and body size).
 
-use crate::admin;
+use crate::admin::{self, AdminContext};
 use crate::chain::LinkedPre;
 use crate::cli::Args;
 use crate::cli::ChainMode;
 use crate::components::{self, Backend, Source};
+use crate::dashboard::{ChainInfo, Dashboard, DashboardConfig, auth::AdminToken};
 use crate::engine::{self, EngineLimits};
 use crate::guest_output::{GuestOutput, OutputSink};
 use crate::health::Health;
@@ -317,6 +318,9 @@ pub struct Server {
     shutdown_grace: Duration,
     upstream: Option<Arc<Upstream>>,
     description: String,
+    // Admin page and token (issue 12).
+    dashboard: Option<Arc<Dashboard>>,
+    admin_token: Option<AdminToken>,
 }
 
 #[derive(Clone)]
@@ -368,6 +372,12 @@ impl Server {
             (None, None) => Backend::App(Source::embedded("demo app", components::EMBEDDED_APP)),
         };
         let description = describe(&middlewares, &backend, upstream.as_deref());
+        let chain_info = ChainInfo::new(
+            &middlewares,
+            &backend,
+            upstream.as_ref().map(|u| u.origin()),
+            args.chain,
+        );
         let (bytes, imports_handler) = components::compose(&middlewares, &backend)?;
 
         let max_instances =
@@ -450,7 +460,17 @@ impl Server {
             &[CHECK_COMPONENTS]
         }));
 
-        let sink = OutputSink::new(metrics.clone(), args.print_metric_events);
+        // Admin page (issue 12): its state, and the access lines it lists from the sink.
+        let dashboard = DashboardConfig::from_args(args).map(|config| {
+            Dashboard::new(&config, args, &env, chain_info, health.clone(), metrics.clone())
+        });
+        let admin_token = args.admin_token.as_deref().map(AdminToken::new).transpose().map_err(anyhow::Error::msg)?;
+        crate::dashboard::warn_if_exposed(admin_listener.local_addr()?, admin_token.is_some());
+        let sink = OutputSink::with_recent(
+            metrics.clone(),
+            args.print_metric_events,
+            dashboard.as_ref().and_then(|d| d.recent()),
+        );
         let shared = Shared {
             engine: engine.clone(),
             pre,
@@ -495,6 +515,8 @@ impl Server {
             shutdown_grace: args.shutdown_grace,
             upstream,
             description,
+            dashboard,
+            admin_token,
         })
     }
 
@@ -521,6 +543,8 @@ impl Server {
             shutdown_grace,
             upstream,
             description,
+            dashboard,
+            admin_token,
         } = self;
 
         tracing::info!(
@@ -534,10 +558,14 @@ impl Server {
         // The admin server outlives the drain, so probes see /readyz turn 503 while
         // in-flight requests finish.
         let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
+        let admin = AdminContext {
+            dashboard,
+            token: admin_token,
+            ..AdminContext::new(health.clone(), metrics.clone())
+        };
         let admin_task = tokio::spawn(admin::serve(
             admin_listener,
-            health.clone(),
-            metrics.clone(),
+            admin,
             stopped(admin_stop_rx),
         ));
         if let Some(upstream) = upstream {
