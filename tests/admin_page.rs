@@ -191,20 +191,20 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
     assert_eq!(detail["url.query"], "page=2");
 
     // Filters: status class, then a pasted id.
-    b.eval("const s = document.getElementById('f-status'); s.value = '5xx'; s.dispatchEvent(new Event('change'))");
+    b.eval("{ const s = document.getElementById('f-status'); s.value = '5xx'; s.dispatchEvent(new Event('change')); }");
     b.wait_for(
         "only 5xx rows",
         "(() => { const rows = [...document.querySelectorAll('#recent tbody tr')]; return rows.length > 0 && rows.every(r => r.cells[3].textContent.startsWith('5')); })()",
     );
-    b.eval("const s = document.getElementById('f-status'); s.value = ''; s.dispatchEvent(new Event('change'))");
+    b.eval("{ const s = document.getElementById('f-status'); s.value = ''; s.dispatchEvent(new Event('change')); }");
     b.eval(&format!(
-        "const i = document.getElementById('f-id'); i.value = '{id}'; i.dispatchEvent(new Event('input'))"
+        "{{ const i = document.getElementById('f-id'); i.value = '{id}'; i.dispatchEvent(new Event('input')); }}"
     ));
     b.wait_for(
         "only the pasted id",
         &format!("(() => {{ const rows = [...document.querySelectorAll('#recent tbody tr')]; return rows.length === 1 && rows[0].dataset.requestId === '{id}'; }})()"),
     );
-    b.eval("const i = document.getElementById('f-id'); i.value = ''; i.dispatchEvent(new Event('input'))");
+    b.eval("{ const i = document.getElementById('f-id'); i.value = ''; i.dispatchEvent(new Event('input')); }");
     b.wait_for(
         "the full list again",
         "document.querySelectorAll('#recent tbody tr').length > 1",
@@ -375,4 +375,62 @@ fn the_page_can_be_switched_off() {
     assert_eq!(host.admin_get("/").status, 404);
     assert_eq!(host.admin_get("/api/v1/stats").status, 404);
     assert_eq!(host.admin_get("/metrics").status, 200);
+}
+
+/// Makes the README's screenshot (`docs/admin-page.png`) from a real run: about 90 s of mixed
+/// traffic (fast and slow requests, 4xx, a few 5xx), then the page with one request opened.
+/// `cargo test --release -p runtime-host --test admin_page -- --ignored readme_screenshot`
+#[test]
+#[ignore = "writes docs/admin-page.png; run by hand"]
+fn readme_screenshot() {
+    let host = Host::start(&[
+        "--env",
+        "EDGE_OBS_ROUTES=/users/{id},/status/{code},/delay/{ms}",
+        "--env",
+        "EDGE_OBS_SERVICE_NAME=shop",
+        "--env",
+        "EDGE_OBS_LOG_REQUEST_HEADERS=authorization,accept",
+    ]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads: Vec<_> = (0..3u64)
+        .map(|t| {
+            let (addr, stop) = (host.addr, stop.clone());
+            std::thread::spawn(move || {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let path = match i % 50 {
+                        7 => "/status/503".to_owned(),
+                        3 | 13 | 23 => "/status/404".to_owned(),
+                        11 | 31 => format!("/delay/{}", 200 + (i * 37) % 600),
+                        5 | 25 | 45 => "/hello".to_owned(),
+                        _ => format!("/users/{}", i % 97),
+                    };
+                    get(addr, &path, &[]);
+                    i += 3;
+                    // A rate that rises and falls over the run.
+                    std::thread::sleep(Duration::from_millis(20 + (i / 40) % 30));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(85));
+    let id = "0195f3c2-7d4a-7c1e-9a53-5d2b8e4f6a10";
+    get(
+        host.addr,
+        "/users/42?token=s3cr3t&page=2",
+        &[("x-request-id", id), ("authorization", "Bearer abc"), ("accept", "application/json")],
+    );
+    let mut b = Browser::launch(1280, 900);
+    b.navigate(&format!("http://{}/", host.admin));
+    let row = format!("#recent tbody tr[data-request-id='{id}']");
+    b.wait_for("the request", &format!("!!document.querySelector(\"{row}\")"));
+    b.eval(&format!("document.querySelector(\"{row}\").click()"));
+    b.wait_for("the detail view", "!document.getElementById('detail').hidden");
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/admin-page.png");
+    b.screenshot(&docs);
+    assert_eq!(b.errors(), Vec::<String>::new());
 }

@@ -231,14 +231,8 @@ impl Drop for Browser {
 fn page_endpoint(port: u16) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        stream
-            .write_all(b"GET /json/list HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-            .unwrap();
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw).unwrap();
-        let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        let targets: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+        let body = json_list(port);
+        let targets: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
         if let Some(url) = targets
             .as_array()
             .into_iter()
@@ -248,7 +242,39 @@ fn page_endpoint(port: u16) -> String {
         {
             return url.to_owned();
         }
-        assert!(Instant::now() < deadline, "no page target: {raw}");
+        assert!(Instant::now() < deadline, "no page target: {body}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The body of `GET /json/list`. Chromium answers HTTP/1.0 requests with nothing and keeps
+/// HTTP/1.1 connections open, so the body is read by its Content-Length.
+fn json_list(port: u16) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut length = 0usize;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return String::new();
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    String::from_utf8_lossy(&body).into_owned()
 }
