@@ -317,12 +317,7 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
             sink.plain("parent_span_id", hex(&p).as_str());
         }
     }
-    text(
-        sink,
-        fields::METHOD,
-        r.method.as_bytes(),
-        METHOD_MAX_CHARS,
-    );
+    text(sink, fields::METHOD, r.method.as_bytes(), METHOD_MAX_CHARS);
     text(sink, "url.scheme", r.scheme.as_bytes(), SCHEME_MAX_CHARS);
     if let Some(route) = r.route {
         text(
@@ -333,10 +328,7 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
         );
     }
     if let Some(s) = r.status {
-        sink.number(
-            fields::STATUS_CODE,
-            json::small_u64(u64::from(s)).as_str(),
-        );
+        sink.number(fields::STATUS_CODE, json::small_u64(u64::from(s)).as_str());
     }
     if let Some(d) = r.duration {
         sink.number(fields::DURATION_MS, json::duration_ms(d).as_str());

@@ -2,9 +2,9 @@
 //! headless Chromium (Debian's `chromium`, installed by `scripts/test.sh`) against the real
 //! host serving real traffic.
 
-mod common;
 #[path = "common/browser.rs"]
 mod browser;
+mod common;
 
 use browser::Browser;
 use common::{Host, get};
@@ -93,7 +93,11 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
     let instantiations_before = b.eval(
         "[...document.querySelectorAll('#counters tr')].find(r => r.cells[0].textContent === 'instantiations').cells[1].textContent",
     );
-    assert!(instantiations_before.as_str().is_some_and(|n| n.parse::<u64>().is_ok()));
+    assert!(
+        instantiations_before
+            .as_str()
+            .is_some_and(|n| n.parse::<u64>().is_ok())
+    );
 
     // A request just sent shows up in the list, by its id.
     let id = format!("page-check-{}", std::process::id());
@@ -114,7 +118,10 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
         .map(|c| c.as_str().unwrap())
         .collect();
     assert_eq!(cells[1], "GET");
-    assert!(cells[2].starts_with("/users/7") && cells[2].contains("route /users/{id}"), "{cells:?}");
+    assert!(
+        cells[2].starts_with("/users/7") && cells[2].contains("route /users/{id}"),
+        "{cells:?}"
+    );
     assert_eq!(cells[3], "200");
     assert_eq!(cells[5], id);
 
@@ -127,7 +134,10 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
         "a request rate",
         "parseFloat(document.getElementById('rate-1m').textContent) > 0",
     );
-    b.wait_for("a p95", "/ms$/.test(document.getElementById('p95').textContent)");
+    b.wait_for(
+        "a p95",
+        "/ms$/.test(document.getElementById('p95').textContent)",
+    );
     // Errors are counted too (the traffic has 503s).
     b.wait_for(
         "failed requests counted",
@@ -139,11 +149,19 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
         "chart lines with markers",
         "document.querySelectorAll('#chart-rate circle').length > 0 && !!document.querySelector('#chart-rate path.series')",
     );
-    for chart in ["chart-rate", "chart-errors", "chart-latency", "chart-classes"] {
+    for chart in [
+        "chart-rate",
+        "chart-errors",
+        "chart-latency",
+        "chart-classes",
+    ] {
         let text = b.eval(&format!(
             "document.querySelector('#{chart} svg title').textContent + ' | ' + [...document.querySelectorAll('#{chart} svg text')].map(t => t.textContent).join(' ')"
         ));
-        assert!(text.as_str().is_some_and(|t| t.len() > 20), "{chart}: {text}");
+        assert!(
+            text.as_str().is_some_and(|t| t.len() > 20),
+            "{chart}: {text}"
+        );
     }
     let classes = b.eval("document.querySelector('#chart-classes svg title').textContent");
     assert!(
@@ -166,7 +184,10 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
     // Chain, readiness and settings as the host has them.
     let chain = b.eval("document.getElementById('chain').textContent");
     assert!(
-        chain.as_str().unwrap().contains("edge-observability middleware")
+        chain
+            .as_str()
+            .unwrap()
+            .contains("edge-observability middleware")
             && chain.as_str().unwrap().contains("demo app"),
         "{chain}"
     );
@@ -177,7 +198,10 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
         "{readiness}"
     );
     let settings = b.eval("document.getElementById('settings').textContent");
-    assert!(settings.as_str().unwrap().contains("/users/{id}"), "{settings}");
+    assert!(
+        settings.as_str().unwrap().contains("/users/{id}"),
+        "{settings}"
+    );
 
     // Clicking the row shows the whole (redacted) line.
     b.eval(&format!("document.querySelector(\"{row}\").click()"));
@@ -185,7 +209,8 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
         "the detail view",
         "!document.getElementById('detail').hidden && document.getElementById('detail-line').textContent",
     );
-    let detail: Value = serde_json::from_str(detail.as_str().unwrap()).expect("detail is the JSON line");
+    let detail: Value =
+        serde_json::from_str(detail.as_str().unwrap()).expect("detail is the JSON line");
     assert_eq!(detail["request_id"], id.as_str());
     assert_eq!(detail["event"], "http.request");
     assert_eq!(detail["url.query"], "page=2");
@@ -211,7 +236,10 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
     );
 
     let png = b.screenshot(&out_dir().join("admin-page.png"));
-    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "a real screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000,
+        "a real screenshot"
+    );
 
     // A narrow (phone) window: one column, nothing wider than the screen.
     b.viewport(390, 844, true);
@@ -240,7 +268,13 @@ fn secrets_never_reach_the_page_or_the_api() {
     const COOKIE_SECRET: &str = "C5ecretInCookie";
     const SETTING_SECRET: &str = "S5ecretInSettings";
     const ENV_SECRET: &str = "E5ecretInAppEnv";
-    let secrets = [QUERY_SECRET, AUTH_SECRET, COOKIE_SECRET, SETTING_SECRET, ENV_SECRET];
+    let secrets = [
+        QUERY_SECRET,
+        AUTH_SECRET,
+        COOKIE_SECRET,
+        SETTING_SECRET,
+        ENV_SECRET,
+    ];
     let host = Host::start(&[
         "--env",
         ROUTES,
@@ -270,10 +304,16 @@ fn secrets_never_reach_the_page_or_the_api() {
         let r = host.admin_get(&format!("/api/v1/stats?id={id}"));
         assert_eq!(r.status, 200);
         let text = r.text();
-        if r.json()["recent"]["requests"].as_array().is_some_and(|a| !a.is_empty()) {
+        if r.json()["recent"]["requests"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
             break text;
         }
-        assert!(std::time::Instant::now() < deadline, "request never listed: {text}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "request never listed: {text}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     let v: Value = serde_json::from_str(&stats).unwrap();
@@ -284,7 +324,10 @@ fn secrets_never_reach_the_page_or_the_api() {
     assert_eq!(line["http.request.header.cookie"], "[REDACTED]");
     assert_eq!(line["http.request.header.accept"], "application/json");
     for secret in secrets {
-        assert!(!stats.contains(secret), "{secret} in /api/v1/stats: {stats}");
+        assert!(
+            !stats.contains(secret),
+            "{secret} in /api/v1/stats: {stats}"
+        );
     }
     let setting = v["settings"]["settings"]
         .as_array()
@@ -299,12 +342,21 @@ fn secrets_never_reach_the_page_or_the_api() {
     let mut b = Browser::launch(1280, 900);
     b.navigate(&format!("http://{}/", host.admin));
     let row = format!("#recent tbody tr[data-request-id='{id}']");
-    b.wait_for("the request in the list", &format!("!!document.querySelector(\"{row}\")"));
+    b.wait_for(
+        "the request in the list",
+        &format!("!!document.querySelector(\"{row}\")"),
+    );
     b.eval(&format!("document.querySelector(\"{row}\").click()"));
-    b.wait_for("the detail view", "!document.getElementById('detail').hidden");
+    b.wait_for(
+        "the detail view",
+        "!document.getElementById('detail').hidden",
+    );
     let page = b.eval("document.documentElement.outerHTML + document.body.innerText");
     let page = page.as_str().unwrap();
-    assert!(page.contains(&id) && page.contains("[REDACTED]"), "the page shows the request");
+    assert!(
+        page.contains(&id) && page.contains("[REDACTED]"),
+        "the page shows the request"
+    );
     for secret in secrets {
         assert!(!page.contains(secret), "{secret} on the page");
     }
@@ -322,7 +374,13 @@ fn the_admin_token_guards_everything_but_the_probes() {
     let host = Host::start_with_env(&[], &[("RUNTIME_HOST_ADMIN_TOKEN", TOKEN)]);
     let admin = host.admin;
     let bearer = format!("Bearer {TOKEN}");
-    for probe in ["/livez", "/readyz", "/readyz?verbose", "/healthz", "/startupz"] {
+    for probe in [
+        "/livez",
+        "/readyz",
+        "/readyz?verbose",
+        "/healthz",
+        "/startupz",
+    ] {
         assert_eq!(get(admin, probe, &[]).status, 200, "{probe} stays open");
     }
     for path in ["/", "/metrics", "/api/v1/stats", "/nope"] {
@@ -348,11 +406,23 @@ fn the_admin_token_guards_everything_but_the_probes() {
     // The query token opens the page only; the data needs the header.
     let page = get(admin, &format!("/?token={TOKEN}"), &[]);
     assert_eq!(page.status, 200);
-    assert!(!page.text().contains(TOKEN), "the page does not echo the token");
+    assert!(
+        !page.text().contains(TOKEN),
+        "the page does not echo the token"
+    );
     assert_eq!(page.header("cache-control").as_deref(), Some("no-store"));
-    assert_eq!(page.header("referrer-policy").as_deref(), Some("no-referrer"));
-    assert_eq!(get(admin, &format!("/api/v1/stats?token={TOKEN}"), &[]).status, 401);
-    assert_eq!(get(admin, &format!("/metrics?token={TOKEN}"), &[]).status, 401);
+    assert_eq!(
+        page.header("referrer-policy").as_deref(),
+        Some("no-referrer")
+    );
+    assert_eq!(
+        get(admin, &format!("/api/v1/stats?token={TOKEN}"), &[]).status,
+        401
+    );
+    assert_eq!(
+        get(admin, &format!("/metrics?token={TOKEN}"), &[]).status,
+        401
+    );
 
     // In the browser: the page takes the token from the address, drops it from there and
     // loads its data with it.
@@ -366,7 +436,10 @@ fn the_admin_token_guards_everything_but_the_probes() {
     assert_eq!(b.eval("location.search"), "");
     assert_eq!(b.eval("document.getElementById('problem').hidden"), true);
     assert_eq!(b.errors(), Vec::<String>::new());
-    assert!(host.stderr().iter().all(|l| !l.contains(TOKEN)), "the token is not logged");
+    assert!(
+        host.stderr().iter().all(|l| !l.contains(TOKEN)),
+        "the token is not logged"
+    );
 }
 
 #[test]
@@ -418,14 +491,24 @@ fn readme_screenshot() {
     get(
         host.addr,
         "/users/42?token=s3cr3t&page=2",
-        &[("x-request-id", id), ("authorization", "Bearer abc"), ("accept", "application/json")],
+        &[
+            ("x-request-id", id),
+            ("authorization", "Bearer abc"),
+            ("accept", "application/json"),
+        ],
     );
     let mut b = Browser::launch(1280, 900);
     b.navigate(&format!("http://{}/", host.admin));
     let row = format!("#recent tbody tr[data-request-id='{id}']");
-    b.wait_for("the request", &format!("!!document.querySelector(\"{row}\")"));
+    b.wait_for(
+        "the request",
+        &format!("!!document.querySelector(\"{row}\")"),
+    );
     b.eval(&format!("document.querySelector(\"{row}\").click()"));
-    b.wait_for("the detail view", "!document.getElementById('detail').hidden");
+    b.wait_for(
+        "the detail view",
+        "!document.getElementById('detail').hidden",
+    );
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();

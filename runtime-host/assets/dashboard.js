@@ -47,7 +47,8 @@
   function duration(s) {
     s = Math.floor(s);
     const d = Math.floor(s / 86400), h = Math.floor(s / 3600) % 24, m = Math.floor(s / 60) % 60;
-    return (d ? d + "d " : "") + (d || h ? h + "h " : "") + (d || h || m ? m + "m " : "") + (s % 60) + "s";
+    const text = (d ? d + "d " : "") + (d || h ? h + "h " : "") + (d || h || m ? m + "m " : "") + (s % 60) + "s";
+    return s >= 60 && s % 60 === 0 ? text.replace(/ 0s$/, "") : text;
   }
   function bytes(n) {
     if (n >= 1 << 30) return (n / (1 << 30)).toFixed(1) + " GiB";
@@ -56,18 +57,19 @@
     return n + " B";
   }
   function windowNamed(stats, name) { return stats.traffic.windows.find((w) => w.name === name) || null; }
-  function kvTable(rows) {
+  function kvTable(rows, kind) {
     const body = el("tbody");
     for (const [k, v, cls] of rows) body.append(el("tr", {}, el("td", {}, k), el("td", cls ? { class: cls } : {}, v)));
-    return el("table", { class: "kv" }, body);
+    return el("table", { class: "kv" + (kind ? " " + kind : "") }, body);
   }
 
   // A line chart of one series over the last 5 minutes, with a marker per point (so it reads
   // without colour), the newest value written out, and a text summary for screen readers.
   function lineChart(target, points, value, opts) {
     const W = 320, H = 130, L = 40, R = 8, T = 18, B = 20;
-    const span = 300;
     const end = points.length ? points[points.length - 1].at_s : 0;
+    // At most 5 minutes; less while the host is younger, so early points are not squeezed.
+    const span = Math.min(300, Math.max(60, points.length ? end - points[0].at_s + 5 : 60));
     const vals = points.map(value);
     const known = vals.filter((v) => v !== null);
     const max = Math.max(opts.floor, ...known) * 1.15;
@@ -76,13 +78,13 @@
     const root = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img" });
     const latest = known.length ? vals[vals.length - 1] : null;
     const summary = `${opts.label}: latest ${latest === null ? "no data" : opts.fmt(latest)}, ` +
-      `highest ${known.length ? opts.fmt(Math.max(...known)) : "no data"} in the last 5 minutes`;
+      `highest ${known.length ? opts.fmt(Math.max(...known)) : "no data"} in the last ${duration(span)}`;
     root.append(svg("title", {}, summary));
     for (const f of [0, 0.5, 1]) {
       root.append(svg("line", { class: "grid", x1: L, x2: W - R, y1: y(max * f / 1.15), y2: y(max * f / 1.15) }));
       root.append(svg("text", { x: L - 4, y: y(max * f / 1.15) + 4, "text-anchor": "end" }, opts.fmt(max * f / 1.15, true)));
     }
-    root.append(svg("text", { x: L, y: H - 4 }, "−5 min"));
+    root.append(svg("text", { x: L, y: H - 4 }, "−" + duration(span)));
     root.append(svg("text", { x: W - R, y: H - 4, "text-anchor": "end" }, "now"));
     let path = "";
     let pen = false;
@@ -281,11 +283,11 @@
     const s = stats.settings;
     const settingRows = s.settings.map((x) => [x.name, x.value + (x.masked ? " (masked)" : "")]);
     const box = [];
-    box.push(settingRows.length ? kvTable(settingRows) : el("p", { class: "muted" }, "none set: every setting at its default"));
+    box.push(settingRows.length ? kvTable(settingRows, "stacked") : el("p", { class: "muted" }, "none set: every setting at its default"));
     if (s.other_variables) box.push(el("p", { class: "muted" }, `${s.other_variables} other variable(s) for the components, not shown`));
     $("settings").replaceChildren(...box);
     $("problems").replaceChildren(s.problems.length
-      ? kvTable(s.problems.map((p) => [p.variable, `${p.value}: ${p.reason}; using ${p.default_used}`, "nonzero"]))
+      ? kvTable(s.problems.map((p) => [p.variable, `${p.value}: ${p.reason}; using ${p.default_used}`, "nonzero"]), "stacked")
       : el("p", { class: "muted" }, "none"));
     const c = stats.host_counters;
     const count = (label, n) => [label, String(n), n ? "nonzero" : ""];
@@ -294,7 +296,7 @@
       ["instantiations", String(c.instantiations)]);
     for (const [k, n] of Object.entries(c.upstream_errors)) rows2.push(count("upstream errors: " + k, n));
     rows2.push(count("invalid metric events", c.invalid_metric_events), count("metric label overflow", c.metric_label_overflow));
-    $("counters").replaceChildren(kvTable(rows2));
+    $("counters").replaceChildren(kvTable(rows2, "numbers"));
     const l = stats.limits;
     $("limits").replaceChildren(kvTable([
       ["concurrent requests", String(l.max_concurrent_requests)],
@@ -305,7 +307,7 @@
       ["instance reuse", l.max_instance_reuse + " requests"],
       ["instance concurrency", String(l.max_instance_concurrency)],
       ["shutdown grace", duration(l.shutdown_grace_s)],
-    ]));
+    ], "numbers"));
   }
 
   function query() {

@@ -124,7 +124,12 @@ pub struct Args {
 
     /// Require this token for every admin path except the probes (/livez, /readyz, /healthz,
     /// /startupz): `Authorization: Bearer TOKEN`, or `/?token=TOKEN` to open the page.
-    #[arg(long, value_name = "TOKEN", env = "RUNTIME_HOST_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RUNTIME_HOST_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub admin_token: Option<String>,
 
     /// Do not serve the live page (/) and its data (/api/v1/stats) on the admin address.

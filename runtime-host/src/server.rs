@@ -462,9 +462,21 @@ impl Server {
 
         // Admin page (issue 12): its state, and the access lines it lists from the sink.
         let dashboard = DashboardConfig::from_args(args).map(|config| {
-            Dashboard::new(&config, args, &env, chain_info, health.clone(), metrics.clone())
+            Dashboard::new(
+                &config,
+                args,
+                &env,
+                chain_info,
+                health.clone(),
+                metrics.clone(),
+            )
         });
-        let admin_token = args.admin_token.as_deref().map(AdminToken::new).transpose().map_err(anyhow::Error::msg)?;
+        let admin_token = args
+            .admin_token
+            .as_deref()
+            .map(AdminToken::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
         crate::dashboard::warn_if_exposed(admin_listener.local_addr()?, admin_token.is_some());
         let sink = OutputSink::with_recent(
             metrics.clone(),
@@ -563,11 +575,7 @@ impl Server {
             token: admin_token,
             ..AdminContext::new(health.clone(), metrics.clone())
         };
-        let admin_task = tokio::spawn(admin::serve(
-            admin_listener,
-            admin,
-            stopped(admin_stop_rx),
-        ));
+        let admin_task = tokio::spawn(admin::serve(admin_listener, admin, stopped(admin_stop_rx)));
         if let Some(upstream) = upstream {
             tokio::spawn(watch_upstream(upstream, health.clone(), stop_rx.clone()));
         }

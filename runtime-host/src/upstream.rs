@@ -36,7 +36,12 @@ mod bindings {
 }
 
 /// Every `kind` label of `runtime_host_upstream_errors_total` (what `classify` returns).
-pub const ERROR_KINDS: [&str; 4] = ["connect_timeout", "connection_refused", "connect", "protocol"];
+pub const ERROR_KINDS: [&str; 4] = [
+    "connect_timeout",
+    "connection_refused",
+    "connect",
+    "protocol",
+];
 
 /// The HTTP origin behind the middleware chain, with a pool of keep-alive connections.
 pub struct Upstream {

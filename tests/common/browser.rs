@@ -113,7 +113,10 @@ impl Browser {
         self.ws.send(Message::text(message)).expect("DevTools send");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            assert!(Instant::now() < deadline, "no answer to {method} within 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "no answer to {method} within 60 s"
+            );
             let message = self.ws.read().expect("DevTools read");
             let Message::Text(text) = message else {
                 continue;
@@ -184,7 +187,10 @@ impl Browser {
                 Some("Runtime.consoleAPICalled")
                     if matches!(e["params"]["type"].as_str(), Some("error" | "assert")) =>
                 {
-                    Some(format!("console.{}: {}", e["params"]["type"], e["params"]["args"]))
+                    Some(format!(
+                        "console.{}: {}",
+                        e["params"]["type"], e["params"]["args"]
+                    ))
                 }
                 Some("Runtime.exceptionThrown") => {
                     Some(format!("exception: {}", e["params"]["exceptionDetails"]))

@@ -91,8 +91,14 @@ mod tests {
             assert!(!t.allows(p, None, &headers(&["Bearer s3cret-t0ke"])), "{p}");
             assert!(!t.allows(p, None, &headers(&["Basic s3cret-t0ken"])), "{p}");
             assert!(t.allows(p, None, &headers(&["Bearer s3cret-t0ken"])), "{p}");
-            assert!(t.allows(p, None, &headers(&["bearer  s3cret-t0ken "])), "{p}");
-            assert!(t.allows(p, None, &headers(&["Bearer x", "Bearer s3cret-t0ken"])), "{p}");
+            assert!(
+                t.allows(p, None, &headers(&["bearer  s3cret-t0ken "])),
+                "{p}"
+            );
+            assert!(
+                t.allows(p, None, &headers(&["Bearer x", "Bearer s3cret-t0ken"])),
+                "{p}"
+            );
         }
     }
 
@@ -101,7 +107,10 @@ mod tests {
         let t = AdminToken::new("a/b+c").unwrap();
         assert!(t.allows("/", Some("token=a%2Fb%2Bc"), &headers(&[])));
         assert!(t.allows("/", Some("x=1&token=a/b%2Bc"), &headers(&[])));
-        assert!(!t.allows("/", Some("token=a/b+c"), &headers(&[])), "+ is a space");
+        assert!(
+            !t.allows("/", Some("token=a/b+c"), &headers(&[])),
+            "+ is a space"
+        );
         assert!(!t.allows("/", Some("token="), &headers(&[])));
         assert!(!t.allows("/api/v1/stats", Some("token=a%2Fb%2Bc"), &headers(&[])));
         assert!(!t.allows("/metrics", Some("token=a%2Fb%2Bc"), &headers(&[])));

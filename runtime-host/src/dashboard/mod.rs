@@ -98,7 +98,10 @@ impl ChainInfo {
                     source.origin.clone(),
                     std::path::Path::new(&source.origin)
                         .file_name()
-                        .map_or_else(|| source.origin.clone(), |n| n.to_string_lossy().into_owned()),
+                        .map_or_else(
+                            || source.origin.clone(),
+                            |n| n.to_string_lossy().into_owned(),
+                        ),
                 ),
             };
             ComponentInfo {
@@ -108,8 +111,10 @@ impl ChainInfo {
                 size_bytes: source.bytes.len(),
             }
         };
-        let mut components: Vec<ComponentInfo> =
-            middlewares.iter().map(|m| describe("middleware", m)).collect();
+        let mut components: Vec<ComponentInfo> = middlewares
+            .iter()
+            .map(|m| describe("middleware", m))
+            .collect();
         if let Backend::App(app) = backend {
             components.push(describe("app", app));
         }
@@ -429,7 +434,12 @@ mod tests {
             origin: "target/x/my_app.wasm".into(),
             bytes: vec![0; 10],
         };
-        let c = ChainInfo::new(&[mw.clone()], &Backend::App(app), None, ChainMode::Composed);
+        let c = ChainInfo::new(
+            std::slice::from_ref(&mw),
+            &Backend::App(app),
+            None,
+            ChainMode::Composed,
+        );
         assert_eq!(c.mode, "composed");
         assert_eq!(
             c.components,
@@ -455,7 +465,10 @@ mod tests {
             ChainMode::Linked,
         );
         assert_eq!(c.components.len(), 1);
-        assert_eq!(c.upstream.as_deref(), Some("http://[REDACTED]@127.0.0.1:8080"));
+        assert_eq!(
+            c.upstream.as_deref(),
+            Some("http://[REDACTED]@127.0.0.1:8080")
+        );
         assert_eq!(mask_userinfo("http://h:1"), "http://h:1");
     }
 

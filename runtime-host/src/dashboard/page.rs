@@ -52,7 +52,10 @@ impl Default for Page {
 
 /// A CSP source expression for an inline element's content.
 fn hash(content: &str) -> String {
-    format!("sha256-{}", STANDARD.encode(Sha256::digest(content.as_bytes())))
+    format!(
+        "sha256-{}",
+        STANDARD.encode(Sha256::digest(content.as_bytes()))
+    )
 }
 
 #[cfg(test)]

@@ -200,7 +200,10 @@ impl Filter {
     /// Whether `entry` passes.
     pub fn matches(&self, entry: &Entry) -> bool {
         if let Some(class) = self.status_class {
-            let actual = entry.status.filter(|s| (100..=599).contains(s)).map_or(0, |s| (s / 100) as u8);
+            let actual = entry
+                .status
+                .filter(|s| (100..=599).contains(s))
+                .map_or(0, |s| (s / 100) as u8);
             if actual != class {
                 return false;
             }
@@ -250,7 +253,10 @@ fn decode(s: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' => match (bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            b'%' => match (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            ) {
                 (Some(hi), Some(lo)) => {
                     out.push(hi << 4 | lo);
                     i += 2;
@@ -299,7 +305,10 @@ mod tests {
         let raw = line("abc", 404, Some("/users/{id}"));
         let e = Entry::parse(raw.trim_end()).unwrap();
         assert_eq!(e.request_id.as_deref(), Some("abc"));
-        assert_eq!(e.trace_id.as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(
+            e.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
         assert_eq!(e.method.as_deref(), Some("GET"));
         assert_eq!(e.path.as_deref(), Some("/users/42"));
         assert_eq!(e.route.as_deref(), Some("/users/{id}"));
@@ -319,7 +328,10 @@ mod tests {
         r.offer(line("0190bbbb-2222", 503, Some("/b")).as_bytes());
         r.offer(line("0190cccc-3333", 404, Some("/a")).as_bytes());
         let ids = |f: &Filter| -> Vec<String> {
-            r.list(f, 10).into_iter().map(|e| e.request_id.unwrap()).collect()
+            r.list(f, 10)
+                .into_iter()
+                .map(|e| e.request_id.unwrap())
+                .collect()
         };
         let f = Filter::from_query(Some("status=5xx")).unwrap();
         assert_eq!(ids(&f), ["0190bbbb-2222"]);

@@ -148,7 +148,10 @@ pub fn looks_like_credential(value: &str) -> bool {
     }
     // `scheme://user:password@host`.
     if let Some((_, rest)) = lower.split_once("://")
-        && rest.split(['/', '?', '#']).next().is_some_and(|auth| auth.contains('@'))
+        && rest
+            .split(['/', '?', '#'])
+            .next()
+            .is_some_and(|auth| auth.contains('@'))
     {
         return true;
     }
@@ -177,7 +180,10 @@ mod tests {
         for (name, value) in [
             ("EDGE_OBS_ROUTES", "/users/{id},/static/*"),
             ("EDGE_OBS_LOG_SAMPLE_RATE", "0.5"),
-            ("EDGE_OBS_REDACT_QUERY_PARAMS", "token,x-amz-security-token,api_key"),
+            (
+                "EDGE_OBS_REDACT_QUERY_PARAMS",
+                "token,x-amz-security-token,api_key",
+            ),
             ("EDGE_OBS_REQUEST_ID_HEADER", "x-request-id"),
             ("EDGE_OBS_SERVICE_NAME", "checkout"),
         ] {
@@ -196,10 +202,16 @@ mod tests {
             ("EDGE_OBS_ENDPOINT", "http://user:pa55@collector:4318/v1"),
             ("EDGE_OBS_SERVICE_NAME", "sk_live_51HfGq2eZvKYlo2C0123abcd"),
         ] {
-            assert_eq!(mask(name, value), (REDACTED.to_owned(), true), "{name}={value}");
+            assert_eq!(
+                mask(name, value),
+                (REDACTED.to_owned(), true),
+                "{name}={value}"
+            );
         }
         assert!(!looks_like_credential("http://collector:4318/v1/traces"));
-        assert!(!looks_like_credential("frame-ancestors 'none'; object-src 'none'"));
+        assert!(!looks_like_credential(
+            "frame-ancestors 'none'; object-src 'none'"
+        ));
     }
 
     #[test]
@@ -226,12 +238,19 @@ mod tests {
             ("EDGE_OBS_ROUTES", "/users/{id}"),
             ("DATABASE_URL", "postgres://u:p@db/x"),
             ("EDGE_OBS_LOG_SAMPLE_RATE", "lots"),
-            ("EDGE_OBS_REQUEST_SET_HEADERS", "x-api-key: k3y-value-1234567890abcdef"),
+            (
+                "EDGE_OBS_REQUEST_SET_HEADERS",
+                "x-api-key: k3y-value-1234567890abcdef",
+            ),
             ("EDGE_OBS_NOT_A_THING", "Bearer zzz"),
         ]));
         assert_eq!(v.other_variables, 1);
         assert_eq!(v.settings.len(), 4);
-        assert!(v.settings.iter().all(|s| !s.value.contains("k3y") && !s.value.contains("zzz")));
+        assert!(
+            v.settings
+                .iter()
+                .all(|s| !s.value.contains("k3y") && !s.value.contains("zzz"))
+        );
         let rate = v
             .problems
             .iter()

@@ -258,7 +258,13 @@ impl WindowFigures {
     pub fn between(older: &Sample, newer: &Sample) -> Self {
         let counts = newer.counts.since(&older.counts);
         let seconds = newer.at.saturating_sub(older.at).as_secs_f64();
-        let per_second = |n: u64| if seconds > 0.0 { n as f64 / seconds } else { 0.0 };
+        let per_second = |n: u64| {
+            if seconds > 0.0 {
+                n as f64 / seconds
+            } else {
+                0.0
+            }
+        };
         WindowFigures {
             seconds,
             requests: counts.requests,
@@ -361,8 +367,7 @@ impl Objectives {
             objective: self.availability,
             actual: traffic.then(|| 1.0 - w.errors as f64 / requests),
             met: traffic.then(|| 1.0 - w.errors as f64 / requests >= self.availability),
-            budget_used: traffic
-                .then(|| w.errors as f64 / ((1.0 - self.availability) * requests)),
+            budget_used: traffic.then(|| w.errors as f64 / ((1.0 - self.availability) * requests)),
         };
         let threshold = self.latency.as_secs_f64();
         let actual = w.counts.quantile(self.latency_quantile);
@@ -465,7 +470,10 @@ mod tests {
         assert!(close(c.slower_than(0.25), 11.0));
         // 0.375 is the middle of (0.25, 0.5]: half of its 4.
         assert!(close(c.slower_than(0.375), 2.0 + 7.0));
-        assert!(close(c.slower_than(100.0), 1.0), "the +Inf bucket always counts");
+        assert!(
+            close(c.slower_than(100.0), 1.0),
+            "the +Inf bucket always counts"
+        );
         assert!(close(c.slower_than(0.0), 21.0));
     }
 
@@ -513,7 +521,10 @@ mod tests {
     #[test]
     fn a_young_host_measures_from_its_first_sample() {
         let mut h = History::new(Duration::from_secs(300), Duration::from_secs(5));
-        assert!(h.window(&sample(1, Counts::default()), Duration::from_secs(60)).is_none());
+        assert!(
+            h.window(&sample(1, Counts::default()), Duration::from_secs(60))
+                .is_none()
+        );
         h.push(sample(0, Counts::default()));
         h.push(sample(5, n_requests(20, 0)));
         let now = sample(8, n_requests(32, 2));
@@ -524,7 +535,10 @@ mod tests {
         // Without traffic: rates 0, no ratio, no quantiles.
         let idle = h.window(&sample(5, n_requests(20, 0)), Duration::from_secs(0));
         let idle = idle.unwrap();
-        assert_eq!((idle.requests, idle.error_ratio, idle.p95_s), (0, None, None));
+        assert_eq!(
+            (idle.requests, idle.error_ratio, idle.p95_s),
+            (0, None, None)
+        );
     }
 
     #[test]
@@ -540,7 +554,11 @@ mod tests {
         h.push(sample(5, n_requests(50, 5)));
         h.push(sample(10, n_requests(50, 5)));
         let points = h.series(&sample(10, n_requests(50, 5)));
-        assert_eq!(points.len(), 2, "no live point less than a second after the last sample");
+        assert_eq!(
+            points.len(),
+            2,
+            "no live point less than a second after the last sample"
+        );
         assert!(close(points[0].request_rate, 10.0));
         assert!(close(points[0].error_rate, 1.0));
         assert!(points[0].p95_s.is_some());
@@ -593,10 +611,17 @@ mod tests {
         assert!(close(s.latency.budget_used.unwrap(), 0.0));
 
         // No traffic: nothing to judge.
-        let w = WindowFigures::between(&sample(0, Counts::default()), &sample(60, Counts::default()));
+        let w = WindowFigures::between(
+            &sample(0, Counts::default()),
+            &sample(60, Counts::default()),
+        );
         let s = o.judge(&w);
         assert_eq!(
-            (s.availability.met, s.latency.met, s.availability.budget_used),
+            (
+                s.availability.met,
+                s.latency.met,
+                s.availability.budget_used
+            ),
             (None, None, None)
         );
     }
