@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command (see README): unit tests of every crate, the component world check and the
-# end-to-end tests through runtime-host. Installs what the tests need when it is missing.
+# end-to-end tests through runtime-host. Installs what the tests need when it is missing
+# (Debian's prometheus and chromium packages).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,15 @@ if ! python3 -c "import kubernetes_validate, yaml" >/dev/null 2>&1; then
     # Debian's Python refuses system-wide installs without the flag (PEP 668).
     python3 -m pip install --quiet kubernetes-validate 2>/dev/null \
         || python3 -m pip install --quiet --break-system-packages kubernetes-validate
+fi
+
+# The admin page is checked in a real headless browser (tests/admin_page.rs): Debian's
+# chromium (about 30 s to install).
+if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing Debian's chromium package (headless browser)..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
 
 cargo test --release --workspace "$@"

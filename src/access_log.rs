@@ -53,6 +53,33 @@ pub const EVENT_REQUEST: &str = "http.request";
 /// `event` of the optional debug line written when a request arrives.
 pub const EVENT_START: &str = "http.request.start";
 
+/// Keys of the access-log line that readers of the line (runtime-host's admin page) look up.
+/// The writer below uses the same constants, so a renamed field cannot go unnoticed.
+pub mod fields {
+    /// RFC 3339 end time of the request.
+    pub const TIMESTAMP: &str = "timestamp";
+    /// `info`, `warn` or `error`.
+    pub const LEVEL: &str = "level";
+    /// [`super::EVENT_REQUEST`] or [`super::EVENT_START`].
+    pub const EVENT: &str = "event";
+    /// The request id (validated client id or generated).
+    pub const REQUEST_ID: &str = "request_id";
+    /// W3C trace id, 32 lowercase hex digits.
+    pub const TRACE_ID: &str = "trace_id";
+    /// Request method as received (escaped, truncated).
+    pub const METHOD: &str = "http.request.method";
+    /// Matched route template, when one matched.
+    pub const ROUTE: &str = "http.route";
+    /// Response status code (a number).
+    pub const STATUS_CODE: &str = "http.response.status_code";
+    /// Time to the end of the response, in milliseconds (a number).
+    pub const DURATION_MS: &str = "duration_ms";
+    /// Request path (escaped, truncated).
+    pub const PATH: &str = "url.path";
+    /// Failure type, on failures and 5xx.
+    pub const ERROR_TYPE: &str = "error.type";
+}
+
 /// Log levels, in increasing severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -396,40 +423,32 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
     }
     text(
         sink,
-        "request_id",
+        fields::REQUEST_ID,
         r.request_id.as_bytes(),
         crate::request_id::MAX_LEN_LIMIT,
     );
     if let Some(t) = r.trace {
-        sink.plain("trace_id", hex(&t.trace_id).as_str());
+        sink.plain(fields::TRACE_ID, hex(&t.trace_id).as_str());
         sink.plain("span_id", hex(&t.span_id).as_str());
         if let Some(p) = t.parent_span_id {
             sink.plain("parent_span_id", hex(&p).as_str());
         }
     }
-    text(
-        sink,
-        "http.request.method",
-        r.method.as_bytes(),
-        METHOD_MAX_CHARS,
-    );
+    text(sink, fields::METHOD, r.method.as_bytes(), METHOD_MAX_CHARS);
     text(sink, "url.scheme", r.scheme.as_bytes(), SCHEME_MAX_CHARS);
     if let Some(route) = r.route {
         text(
             sink,
-            "http.route",
+            fields::ROUTE,
             route.as_bytes(),
             crate::route::MAX_TEMPLATE_LEN,
         );
     }
     if let Some(s) = r.status {
-        sink.number(
-            "http.response.status_code",
-            json::small_u64(u64::from(s)).as_str(),
-        );
+        sink.number(fields::STATUS_CODE, json::small_u64(u64::from(s)).as_str());
     }
     if let Some(d) = r.duration {
-        sink.number("duration_ms", json::duration_ms(d).as_str());
+        sink.number(fields::DURATION_MS, json::duration_ms(d).as_str());
     }
     if let Some(n) = r.request_body_size {
         sink.number("http.request.body.size", json::small_u64(n).as_str());
@@ -438,7 +457,7 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
         sink.number("http.response.body.size", json::small_u64(n).as_str());
     }
     if let Some(e) = r.error_type {
-        text(sink, "error.type", e.as_bytes(), 64);
+        text(sink, fields::ERROR_TYPE, e.as_bytes(), 64);
     }
     if let Some(ip) = &r.client_address {
         sink.plain("client.address", ip.as_str());
@@ -455,7 +474,7 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
     if let Some(a) = r.authority {
         text(sink, "server.address", a.as_bytes(), AUTHORITY_MAX_CHARS);
     }
-    text(sink, "url.path", r.path.as_bytes(), PATH_MAX_CHARS);
+    text(sink, fields::PATH, r.path.as_bytes(), PATH_MAX_CHARS);
     if let Some(q) = r.query {
         let mut redacted = String::with_capacity(q.len() + 16);
         r.redaction.redact_query(q, &mut redacted);
@@ -503,9 +522,9 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
 /// Appends the JSON line of `r` (ending in `\n`) to `out`.
 pub fn write_json(r: &Record<'_>, out: &mut String) {
     let mut line = ObjectLine::begin(out, MAX_LINE_BYTES);
-    line.plain("timestamp", r.timestamp);
-    line.plain("level", r.level.as_str());
-    line.plain("event", r.event);
+    line.plain(fields::TIMESTAMP, r.timestamp);
+    line.plain(fields::LEVEL, r.level.as_str());
+    line.plain(fields::EVENT, r.event);
     emit(r, &mut line);
     line.finish();
 }

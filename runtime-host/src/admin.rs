@@ -10,16 +10,24 @@
 //! | `GET /readyz`, `GET /healthz` | 200 `ok` when [`Health::ready`], else 503; `?verbose` lists each check |
 //! | `GET /startupz` | 200 once [`Health::set_started`] was called, else 503 |
 //! | `GET /metrics` | 200, [`HostMetrics::encode`] |
+//! | `GET /` | the live page ([`crate::dashboard`]), unless switched off |
+//! | `GET /api/v1/stats` | the page's data as JSON (`docs/admin-api.md`), unless switched off |
 //!
 //! `HEAD` is answered like `GET` without the body. Other methods on these paths get 405, other
-//! paths 404.
+//! paths 404. With an admin token, every path but the probes answers 401 without it (see
+//! [`crate::dashboard::auth`]).
 
+use crate::dashboard::Dashboard;
+use crate::dashboard::auth::AdminToken;
 use crate::health::Health;
 use crate::metrics::HostMetrics;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
+use hyper::header::{
+    ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, REFERRER_POLICY,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -48,6 +56,31 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// After a failed `accept` (typically EMFILE), wait this long so the loop does not spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
+/// What the admin server serves.
+#[derive(Clone)]
+pub struct AdminContext {
+    /// Readiness state for the probes.
+    pub health: Arc<Health>,
+    /// The metrics for `/metrics`.
+    pub metrics: Arc<HostMetrics>,
+    /// The live page and its data; `None` when switched off.
+    pub dashboard: Option<Arc<Dashboard>>,
+    /// The token every non-probe path needs; `None` for an open admin address.
+    pub token: Option<AdminToken>,
+}
+
+impl AdminContext {
+    /// Probes and metrics only, no token.
+    pub fn new(health: Arc<Health>, metrics: Arc<HostMetrics>) -> AdminContext {
+        AdminContext {
+            health,
+            metrics,
+            dashboard: None,
+            token: None,
+        }
+    }
+}
+
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.
 ///
 /// Each connection runs in its own task (HTTP/1.1 with keep-alive). When `shutdown` resolves,
@@ -56,12 +89,13 @@ const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 ///
 /// Resolve `shutdown` only at the very end of the drain: while draining, probes must still reach
 /// `/readyz` to see its 503 (see [`Health::set_draining`]).
-pub async fn serve(
-    listener: TcpListener,
-    health: Arc<Health>,
-    metrics: Arc<HostMetrics>,
-    shutdown: impl Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, ctx: AdminContext, shutdown: impl Future<Output = ()>) {
+    // The page's history is sampled for as long as the admin server runs.
+    let sampler = ctx
+        .dashboard
+        .clone()
+        .map(|dashboard| tokio::spawn(dashboard.run_sampler()));
+    let ctx = Arc::new(ctx);
     // Connections watch `stop`; when every receiver is gone, every connection task has ended.
     let (stop_tx, stop_rx) = watch::channel(false);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
@@ -83,13 +117,12 @@ pub async fn serve(
             tracing::warn!(%peer, "admin server: too many connections, closing");
             continue;
         };
-        let health = health.clone();
-        let metrics = metrics.clone();
+        let ctx = ctx.clone();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _slot = slot;
             let service = service_fn(move |req| {
-                let resp = handle(&req, &health, &metrics);
+                let resp = handle(&req, &ctx);
                 async move { Ok::<_, Infallible>(resp) }
             });
             let conn = http1::Builder::new()
@@ -112,6 +145,9 @@ pub async fn serve(
         });
     }
     drop(listener);
+    if let Some(sampler) = sampler {
+        sampler.abort();
+    }
     // Ignoring the error is right: it only means no connection is left to tell.
     let _ = stop_tx.send(true);
     drop(stop_rx);
@@ -123,17 +159,23 @@ pub async fn serve(
     }
 }
 
-/// Answers one request. Synchronous: every answer is computed from atomics or the registry.
-fn handle(
-    req: &Request<Incoming>,
-    health: &Health,
-    metrics: &HostMetrics,
-) -> Response<Full<Bytes>> {
+/// Path of the page's JSON data.
+pub const STATS_PATH: &str = "/api/v1/stats";
+
+/// Answers one request. Synchronous: every answer is computed from atomics, the registry or
+/// the page's small in-memory state.
+fn handle(req: &Request<Incoming>, ctx: &AdminContext) -> Response<Full<Bytes>> {
     let path = req.uri().path();
+    if let Some(token) = &ctx.token
+        && !token.allows(path, req.uri().query(), req.headers())
+    {
+        return unauthorized();
+    }
+    let health = &ctx.health;
     let known = matches!(
         path,
         "/livez" | "/readyz" | "/healthz" | "/startupz" | "/metrics"
-    );
+    ) || (ctx.dashboard.is_some() && (path == "/" || path == STATS_PATH));
     if !known {
         return text(StatusCode::NOT_FOUND, "not found\n");
     }
@@ -155,8 +197,13 @@ fn handle(
                 text(StatusCode::SERVICE_UNAVAILABLE, "not started\n")
             }
         }
+        "/" => ctx.dashboard.as_deref().map_or_else(not_found, page),
+        STATS_PATH => ctx
+            .dashboard
+            .as_deref()
+            .map_or_else(not_found, |d| stats(d, req.uri().query())),
         "/metrics" => {
-            let (body, content_type) = metrics.encode();
+            let (body, content_type) = ctx.metrics.encode();
             let mut resp = text(StatusCode::OK, body);
             resp.headers_mut()
                 .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -164,6 +211,71 @@ fn handle(
         }
         _ => unreachable!("path checked above"),
     }
+}
+
+fn not_found() -> Response<Full<Bytes>> {
+    text(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// 401 with a hint on how to present the token (never the token itself).
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut resp = text(
+        StatusCode::UNAUTHORIZED,
+        "this admin path needs the admin token: send `Authorization: Bearer <token>` \
+         (open the page as /?token=<token>)\n",
+    );
+    resp.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"runtime-host admin\""),
+    );
+    resp
+}
+
+/// The live page, with a policy that allows nothing but its own inlined code and requests to
+/// this address.
+fn page(dashboard: &Dashboard) -> Response<Full<Bytes>> {
+    let page = dashboard.page();
+    let mut resp = Response::new(Full::new(page.html.clone()));
+    let headers = resp.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    if let Ok(csp) = HeaderValue::from_str(&page.csp) {
+        headers.insert(CONTENT_SECURITY_POLICY, csp);
+    }
+    no_store(headers);
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    resp
+}
+
+/// `GET /api/v1/stats`: 200 JSON, or 400 for a bad filter.
+fn stats(dashboard: &Dashboard, query: Option<&str>) -> Response<Full<Bytes>> {
+    let document = match dashboard.stats(query) {
+        Ok(document) => document,
+        Err(reason) => return text(StatusCode::BAD_REQUEST, format!("{reason}\n")),
+    };
+    let body = match serde_json::to_vec(&document) {
+        Ok(body) => body,
+        Err(error) => {
+            tracing::error!(%error, "encoding the admin stats failed");
+            return text(StatusCode::INTERNAL_SERVER_ERROR, "encoding failed\n");
+        }
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let headers = resp.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    no_store(headers);
+    resp
+}
+
+/// The page and its data change all the time and may be behind a token: never cache them,
+/// never send the admin address as a referrer.
+fn no_store(headers: &mut hyper::HeaderMap) {
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
 }
 
 /// The readiness answer, formatted as Kubernetes' `/readyz` does: `ok` when ready; with
@@ -290,9 +402,13 @@ mod tests {
         let health = Arc::new(Health::new(&["compiled", "upstream"]));
         let metrics = Arc::new(HostMetrics::new("0.1.0", "48.0.8"));
         let (tx, rx) = oneshot::channel();
-        let task = tokio::spawn(serve(listener, health.clone(), metrics.clone(), async {
-            let _ = rx.await;
-        }));
+        let task = tokio::spawn(serve(
+            listener,
+            AdminContext::new(health.clone(), metrics.clone()),
+            async {
+                let _ = rx.await;
+            },
+        ));
         Server {
             addr,
             health,

@@ -156,6 +156,32 @@ pub struct Args {
     /// runtime_host_rate_limit_key_overflow_total). Idle keys are evicted every 10 s.
     #[arg(long, value_name = "N", default_value_t = crate::rate_limit::DEFAULT_MAX_KEYS)]
     pub rate_limit_max_keys: usize,
+    /// Require this token for every admin path except the probes (/livez, /readyz, /healthz,
+    /// /startupz): `Authorization: Bearer TOKEN`, or `/?token=TOKEN` to open the page.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "RUNTIME_HOST_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
+    /// Do not serve the live page (/) and its data (/api/v1/stats) on the admin address.
+    #[arg(long)]
+    pub no_admin_page: bool,
+
+    /// Access-log lines the admin page keeps for its request list; 0 keeps none.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub recent_requests: usize,
+
+    /// Availability objective of the admin page's SLO panel, in percent of requests that
+    /// must not fail (5xx or no answer).
+    #[arg(long, default_value_t = 99.5, value_name = "PERCENT")]
+    pub slo_availability: f64,
+
+    /// Latency objective of the admin page's SLO panel: p95 must stay under this.
+    #[arg(long, default_value = "500ms", value_parser = parse_duration, value_name = "DURATION")]
+    pub slo_latency: Duration,
 }
 
 /// How a middleware chain is instantiated.
@@ -216,6 +242,19 @@ impl Args {
         }
         if self.request_timeout.is_zero() {
             bail!("--request-timeout must be greater than zero");
+        }
+        if !(self.slo_availability > 0.0 && self.slo_availability < 100.0) {
+            bail!("--slo-availability must be a percentage above 0 and below 100, e.g. 99.5");
+        }
+        if self.slo_latency.is_zero() {
+            bail!("--slo-latency must be greater than zero");
+        }
+        if self.recent_requests > 10_000 {
+            bail!("--recent-requests is at most 10000");
+        }
+        if let Some(token) = &self.admin_token {
+            crate::dashboard::auth::AdminToken::new(token)
+                .map_err(|reason| anyhow::anyhow!("--admin-token: {reason}"))?;
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! are printed as they are: an app cannot count requests that did not happen. App metric
 //! lines (`edge_obs.app_metric.v1`) of any component feed the `app_` series.
 
+use crate::dashboard::recent::RecentRequests;
 use crate::metrics::HostMetrics;
 use crate::{app_metrics, metric_event};
 use std::io::Write;
@@ -25,14 +26,27 @@ const MAX_LINE: usize = 64 * 1024;
 pub struct OutputSink {
     metrics: Arc<HostMetrics>,
     print_metric_events: bool,
+    /// The admin page's list of recent access lines, when it is on.
+    recent: Option<Arc<RecentRequests>>,
 }
 
 impl OutputSink {
     /// A sink that turns metric events into `metrics` and prints everything else.
     pub fn new(metrics: Arc<HostMetrics>, print_metric_events: bool) -> Arc<Self> {
+        Self::with_recent(metrics, print_metric_events, None)
+    }
+
+    /// Like [`new`](Self::new), and also offers every printed line to `recent` (which keeps
+    /// the access-log lines).
+    pub fn with_recent(
+        metrics: Arc<HostMetrics>,
+        print_metric_events: bool,
+        recent: Option<Arc<RecentRequests>>,
+    ) -> Arc<Self> {
         Arc::new(OutputSink {
             metrics,
             print_metric_events,
+            recent,
         })
     }
 
@@ -67,6 +81,9 @@ impl OutputSink {
             if !self.print_metric_events {
                 return;
             }
+        }
+        if let Some(recent) = &self.recent {
+            recent.offer(line);
         }
         // A closed stdout must not fail the guest's request.
         let _ = std::io::stdout().lock().write_all(line);

@@ -12,6 +12,7 @@ pub mod app_metrics;
 pub mod chain;
 pub mod cli;
 pub mod components;
+pub mod dashboard;
 pub mod engine;
 pub mod guest_output;
 pub mod health;

@@ -25,6 +25,7 @@
 //! an error type is set), and once [`OVERFLOW_LABEL_SETS`] of those exist too, under a single
 //! catch-all label set. Such events are counted in `runtime_host_metric_label_overflow_total`.
 
+use crate::dashboard::window::{Counts, RedTotals};
 use crate::metric_event::{self, MetricEvent, OTHER};
 use prometheus_client::encoding::{EncodeLabelSet, text};
 use prometheus_client::metrics::counter::Counter;
@@ -32,6 +33,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -162,6 +165,30 @@ pub struct HostMetrics {
     invalid_metric_events: Counter,
     rate_limit_key_overflow: Counter,
     app: std::sync::Arc<crate::app_metrics::AppMetrics>,
+    /// Host-wide totals of the request families, for the admin page's windowed figures
+    /// (the families themselves cannot be summed without encoding them).
+    red: RedTotals,
+    /// All active requests, whatever their labels (not exported; the admin page shows it).
+    active_total: Gauge,
+}
+
+/// The host's own counters, as the admin page shows them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct HostCounters {
+    /// `runtime_host_rejected_requests_total` by reason.
+    pub rejected_requests: BTreeMap<&'static str, u64>,
+    /// `runtime_host_guest_traps_total`.
+    pub guest_traps: u64,
+    /// `runtime_host_request_timeouts_total`.
+    pub request_timeouts: u64,
+    /// `runtime_host_instantiations_total`.
+    pub instantiations: u64,
+    /// `runtime_host_upstream_errors_total` by kind.
+    pub upstream_errors: BTreeMap<&'static str, u64>,
+    /// `runtime_host_invalid_metric_events_total`.
+    pub invalid_metric_events: u64,
+    /// `runtime_host_metric_label_overflow_total`.
+    pub metric_label_overflow: u64,
 }
 
 /// Keeps `http_server_active_requests` incremented for as long as it lives; returned by
@@ -171,11 +198,13 @@ pub struct HostMetrics {
 #[must_use = "the active request is counted only while the guard is alive"]
 pub struct ActiveRequestGuard {
     gauge: Gauge,
+    total: Gauge,
 }
 
 impl Drop for ActiveRequestGuard {
     fn drop(&mut self) {
         self.gauge.dec();
+        self.total.dec();
     }
 }
 
@@ -333,6 +362,8 @@ impl HostMetrics {
             invalid_metric_events,
             rate_limit_key_overflow,
             app,
+            red: RedTotals::default(),
+            active_total: Gauge::default(),
         }
     }
 
@@ -377,6 +408,12 @@ impl HostMetrics {
             .get_or_create(&labels)
             .observe(ev.duration_s);
         self.requests.get_or_create(&labels).inc();
+        // From the event, not the labels: a collapsed label set has lost the status.
+        self.red.record(
+            ev.status_code.filter(|s| (100..=599).contains(s)),
+            ev.error_type.is_some(),
+            ev.duration_s,
+        );
         if let Some(n) = ev.request_body_bytes {
             self.request_body_size
                 .get_or_create(&labels)
@@ -440,7 +477,52 @@ impl HostMetrics {
             url_scheme: metric_event::normalize_scheme(scheme),
         });
         gauge.inc();
-        ActiveRequestGuard { gauge }
+        self.active_total.inc();
+        ActiveRequestGuard {
+            gauge,
+            total: self.active_total.clone(),
+        }
+    }
+
+    /// Running totals of every recorded request (count, errors, status classes, duration
+    /// buckets), for windowed figures.
+    pub fn red_totals(&self) -> Counts {
+        self.red.snapshot()
+    }
+
+    /// Requests in progress, all labels together.
+    pub fn active_requests_total(&self) -> i64 {
+        self.active_total.get()
+    }
+
+    /// The host's own counters.
+    pub fn counters(&self) -> HostCounters {
+        let by_label = |family: &Family<ReasonLabels, Counter>, reason: &'static str| {
+            family
+                .get(&ReasonLabels { reason })
+                .map_or(0, |counter| counter.get())
+        };
+        HostCounters {
+            rejected_requests: REJECT_REASONS
+                .iter()
+                .map(|reason| (*reason, by_label(&self.rejected_requests, reason)))
+                .collect(),
+            guest_traps: self.guest_traps.get(),
+            request_timeouts: self.request_timeouts.get(),
+            instantiations: self.instantiations.get(),
+            upstream_errors: crate::upstream::ERROR_KINDS
+                .iter()
+                .map(|kind| {
+                    let n = self
+                        .upstream_errors
+                        .get(&KindLabels { kind })
+                        .map_or(0, |counter| counter.get());
+                    (*kind, n)
+                })
+                .collect(),
+            invalid_metric_events: self.invalid_metric_events.get(),
+            metric_label_overflow: self.label_overflow.get(),
+        }
     }
 
     /// Records one guest instantiation and how long it took.

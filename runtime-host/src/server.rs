@@ -6,12 +6,13 @@
 //! policy ([`crate::pool`]), per-request handling and the host's own answers
 //! ([`crate::request`], [`crate::answers`]).
 
-use crate::admin;
+use crate::admin::{self, AdminContext};
 use crate::answers::HostAnswers;
 use crate::app_output;
 use crate::chain::LinkedPre;
 use crate::cli::{Args, ChainMode};
 use crate::components::{self, AppStdout, Backend, Composition, Source};
+use crate::dashboard::{self, ChainInfo, Dashboard, DashboardConfig, auth::AdminToken};
 use crate::engine::{self, EngineLimits};
 use crate::guest_output::{OutputSink, Role};
 use crate::health::Health;
@@ -45,6 +46,9 @@ pub struct Server {
     shutdown_delay: Duration,
     upstream: Option<Arc<Upstream>>,
     description: String,
+    /// The admin page's state, unless `--no-admin-page`.
+    dashboard: Option<Arc<Dashboard>>,
+    admin_token: Option<AdminToken>,
 }
 
 /// Check names shown by `/readyz?verbose`.
@@ -60,6 +64,8 @@ struct LoadedChain {
     has_middleware: bool,
     upstream: Option<Arc<Upstream>>,
     description: String,
+    /// What the admin page shows of the chain.
+    info: ChainInfo,
 }
 
 impl Server {
@@ -90,7 +96,29 @@ impl Server {
             &[CHECK_COMPONENTS]
         }));
 
-        let sink = OutputSink::new(metrics.clone(), args.print_metric_events);
+        // The admin page: its state, and the access lines it lists from the sink.
+        let dashboard = DashboardConfig::from_args(args).map(|config| {
+            Dashboard::new(
+                &config,
+                args,
+                &env,
+                chain.info.clone(),
+                health.clone(),
+                metrics.clone(),
+            )
+        });
+        let admin_token = args
+            .admin_token
+            .as_deref()
+            .map(AdminToken::new)
+            .transpose()
+            .map_err(anyhow::Error::msg)?;
+        dashboard::warn_if_exposed(admin_listener.local_addr()?, admin_token.is_some());
+        let sink = OutputSink::with_recent(
+            metrics.clone(),
+            args.print_metric_events,
+            dashboard.as_ref().and_then(|d| d.recent()),
+        );
         let factory = InstanceFactory {
             stores: StoreTemplate {
                 engine: engine.clone(),
@@ -151,6 +179,8 @@ impl Server {
             shutdown_delay: args.shutdown_delay,
             upstream: chain.upstream,
             description: chain.description,
+            dashboard,
+            admin_token,
         })
     }
 
@@ -178,6 +208,8 @@ impl Server {
             shutdown_delay,
             upstream,
             description,
+            dashboard,
+            admin_token,
         } = self;
 
         tracing::info!(
@@ -191,12 +223,12 @@ impl Server {
         // The admin server outlives the drain, so probes see /readyz turn 503 while
         // in-flight requests finish.
         let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
-        let admin_task = tokio::spawn(admin::serve(
-            admin_listener,
-            health.clone(),
-            metrics.clone(),
-            stopped(admin_stop_rx),
-        ));
+        let admin = AdminContext {
+            dashboard,
+            token: admin_token,
+            ..AdminContext::new(health.clone(), metrics.clone())
+        };
+        let admin_task = tokio::spawn(admin::serve(admin_listener, admin, stopped(admin_stop_rx)));
         if let Some(upstream) = upstream {
             tokio::spawn(watch_upstream(upstream, health.clone(), stop_rx.clone()));
         }
@@ -317,6 +349,12 @@ async fn load_chain(
         (None, None) => Backend::App(Source::embedded("demo app", components::EMBEDDED_APP)),
     };
     let description = describe(&middlewares, &backend, upstream.as_deref());
+    let info = ChainInfo::new(
+        &middlewares,
+        &backend,
+        upstream.as_ref().map(|u| u.origin()),
+        args.chain,
+    );
     let composition = components::compose(&middlewares, &backend, AppStdout::Apart)?;
     let has_middleware = !middlewares.is_empty();
     let mut parts = middlewares;
@@ -334,6 +372,7 @@ async fn load_chain(
         has_middleware,
         upstream,
         description,
+        info,
     })
 }
 

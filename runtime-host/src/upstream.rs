@@ -35,6 +35,14 @@ mod bindings {
     });
 }
 
+/// Every `kind` label of `runtime_host_upstream_errors_total` (what `classify` returns).
+pub const ERROR_KINDS: [&str; 4] = [
+    "connect_timeout",
+    "connection_refused",
+    "connect",
+    "protocol",
+];
+
 /// The HTTP origin behind the middleware chain, with a pool of keep-alive connections.
 pub struct Upstream {
     scheme: Scheme,
@@ -150,6 +158,7 @@ impl Upstream {
             })),
             Err(error) => {
                 let (kind, code) = classify(&error);
+                debug_assert!(ERROR_KINDS.contains(&kind));
                 self.metrics.upstream_error(kind);
                 tracing::warn!(
                     %request_id,

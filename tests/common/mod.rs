@@ -38,16 +38,23 @@ impl Host {
     /// Starts the host; its stdout lines go to `tap` instead of being kept (long runs would
     /// otherwise hold every log line in memory). [`Host::stdout`] stays empty.
     pub fn start_tapped(args: &[&str], tap: impl FnMut(&str) + Send + 'static) -> Host {
-        Host::spawn(args, Some(Box::new(tap)))
+        Host::spawn(args, &[], Some(Box::new(tap)))
             .unwrap_or_else(|stderr| panic!("runtime-host did not start:\n{stderr}"))
     }
 
     /// Starts the host; on failure returns its stderr.
     pub fn try_start(args: &[&str]) -> Result<Host, String> {
-        Host::spawn(args, None)
+        Host::spawn(args, &[], None)
     }
 
-    fn spawn(args: &[&str], tap: Option<StdoutTap>) -> Result<Host, String> {
+    /// Starts the host with extra environment variables (for settings read from the
+    /// environment, such as `RUNTIME_HOST_ADMIN_TOKEN`).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Host {
+        Host::spawn(args, env, None)
+            .unwrap_or_else(|stderr| panic!("runtime-host did not start:\n{stderr}"))
+    }
+
+    fn spawn(args: &[&str], env: &[(&str, &str)], tap: Option<StdoutTap>) -> Result<Host, String> {
         let cache = cache_dir();
         let mut command = Command::new(env!("CARGO_BIN_EXE_runtime-host"));
         if !args.contains(&"--addr") {
@@ -60,6 +67,7 @@ impl Host {
             .args(["--cache-dir", &cache])
             .args(args)
             .env("RUNTIME_HOST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
