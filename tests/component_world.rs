@@ -93,11 +93,15 @@ fn demo_app_is_a_plain_wasi_http_service() {
     );
 }
 
+/// The size budget. It was 300 KB until CORS (about 8 KB), log context (about 3 KB) and the
+/// host-answer contract (about 2 KB) were added; each was measured (README, "Size").
+const SIZE_BUDGET: usize = 320 * 1000;
+
 #[test]
-fn middleware_release_size_stays_under_300_kb() {
+fn middleware_release_size_stays_within_budget() {
     let size = EMBEDDED_MIDDLEWARE.len();
     assert!(
-        size <= 300 * 1000,
-        "middleware is {size} bytes; the budget is 300 KB"
+        size <= SIZE_BUDGET,
+        "middleware is {size} bytes; the budget is {SIZE_BUDGET} bytes"
     );
 }

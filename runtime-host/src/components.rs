@@ -328,7 +328,10 @@ mod tests {
         let shared = compose(&[mw()], &Backend::App(app()), AppStdout::Shared).unwrap();
         assert!(!shared.app_stdout_apart);
         let (imports, _) = interfaces(&shared.bytes).unwrap();
-        assert!(!imports.iter().any(|i| i == app_output::APP_STDOUT), "{imports:?}");
+        assert!(
+            !imports.iter().any(|i| i == app_output::APP_STDOUT),
+            "{imports:?}"
+        );
     }
 
     #[test]

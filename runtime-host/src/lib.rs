@@ -7,8 +7,8 @@
 
 pub mod admin;
 pub mod answers;
-pub mod app_output;
 pub mod app_metrics;
+pub mod app_output;
 pub mod chain;
 pub mod cli;
 pub mod components;
@@ -19,10 +19,10 @@ pub mod health;
 pub mod metric_event;
 pub mod metrics;
 pub mod pool;
-pub mod request;
 pub mod rate_limit;
+pub mod request;
 pub mod server;
-pub mod store;
 pub mod slo;
+pub mod store;
 pub mod subcommands;
 pub mod upstream;

@@ -339,10 +339,7 @@ mod tests {
         let k1 = request("10.0.0.1:1", &[("x-api-key", "k1")]);
         assert!(check(&l, &k1).is_ok() && check(&l, &k1).is_ok());
         assert!(check(&l, &k1).is_err(), "burst of 2");
-        assert!(
-            check(&l, &request("10.0.0.1:1", &[("x-api-key", "k2")]))
-                .is_ok()
-        );
+        assert!(check(&l, &request("10.0.0.1:1", &[("x-api-key", "k2")])).is_ok());
         let g = limiter("1/min", None, "global", 100);
         assert!(check(&g, &request("10.0.0.1:1", &[])).is_ok());
         assert!(check(&g, &request("10.0.0.2:1", &[])).is_err());

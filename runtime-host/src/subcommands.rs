@@ -143,8 +143,11 @@ fn compose(args: &ComposeArgs) -> Result<()> {
         None => Source::embedded("demo app", components::EMBEDDED_APP),
     };
     // A portable artifact: every component prints through the host's usual stdout.
-    let composition =
-        components::compose(&middlewares, &Backend::App(app), components::AppStdout::Shared)?;
+    let composition = components::compose(
+        &middlewares,
+        &Backend::App(app),
+        components::AppStdout::Shared,
+    )?;
     if composition.imports_handler {
         bail!("the composition still imports `{}`", components::HANDLER);
     }
