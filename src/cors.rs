@@ -246,7 +246,7 @@ impl CorsConfig {
     /// Whether the answer depends on the request's `Origin` (so caches need `Vary: Origin`):
     /// always, unless every origin gets `*`.
     fn varies(&self) -> bool {
-        !(self.any_origin() && !self.allow_credentials)
+        !self.any_origin() || self.allow_credentials
     }
 
     /// Headers of the preflight answer (status 204, no body).
