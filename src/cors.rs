@@ -257,15 +257,8 @@ impl CorsConfig {
             "access-control-request-method, access-control-request-headers"
         };
         headers.append(VARY, HeaderValue::from_static(vary));
-        let CorsRequest::Allowed(allow_origin) = &decision.origin else {
+        if !self.grant(decision, headers) {
             return;
-        };
-        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin.clone());
-        if self.allow_credentials {
-            headers.insert(
-                ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
         }
         if let Some(v) = join(self.allow_methods.iter().map(Method::as_str)) {
             headers.insert(ACCESS_CONTROL_ALLOW_METHODS, v);
@@ -280,6 +273,22 @@ impl CorsConfig {
         if let Some(age) = self.max_age {
             headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(age));
         }
+    }
+
+    /// Adds the grant shared by preflight and actual answers (the allowed origin, and
+    /// credentials when configured); false, and nothing added, for a disallowed origin.
+    fn grant(&self, decision: &CorsDecision, headers: &mut HeaderMap) -> bool {
+        let CorsRequest::Allowed(allow_origin) = &decision.origin else {
+            return false;
+        };
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin.clone());
+        if self.allow_credentials {
+            headers.insert(
+                ACCESS_CONTROL_ALLOW_CREDENTIALS,
+                HeaderValue::from_static("true"),
+            );
+        }
+        true
     }
 
     /// Decorates the response of an actual (non-preflight) request: removes the app's own
@@ -299,15 +308,8 @@ impl CorsConfig {
         if self.varies() && !vary_covers_origin(headers) {
             headers.append(VARY, HeaderValue::from_static("origin"));
         }
-        let CorsRequest::Allowed(allow_origin) = &decision.origin else {
+        if !self.grant(decision, headers) {
             return;
-        };
-        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin.clone());
-        if self.allow_credentials {
-            headers.insert(
-                ACCESS_CONTROL_ALLOW_CREDENTIALS,
-                HeaderValue::from_static("true"),
-            );
         }
         if let Some(v) = join(self.expose_headers.iter().map(HeaderName::as_str)) {
             headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v);
