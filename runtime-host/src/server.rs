@@ -276,9 +276,10 @@ impl Server {
             }
         }
 
-        tracing::info!(in_flight = connections.len(), grace = ?shutdown_grace, "draining");
+        // Flags first, then the line: whoever reads "draining" may rely on it being in force.
         health.set_draining();
         requests.draining.store(true, Ordering::SeqCst);
+        tracing::info!(in_flight = connections.len(), grace = ?shutdown_grace, "draining");
         drop(listener);
         let _ = stop_tx.send(true);
         let grace_end = tokio::time::Instant::now() + shutdown_grace;
