@@ -25,6 +25,7 @@ use crate::json::{self, ObjectLine};
 use crate::metrics::{self, MetricEvent};
 use crate::redact::Redaction;
 use crate::request_id::{self, Replaced};
+use crate::span::{self, SpanEvent};
 use crate::trace_context::{self, TraceIds};
 use crate::{client_addr, problem, route, security_headers, timestamp};
 
@@ -271,7 +272,8 @@ impl Middleware {
             headers.insert(cfg.request_id.header.clone(), resolved.value.clone());
             if cfg.trace_context {
                 let trace_random: [u8; 24] = random[16..40].try_into().unwrap_or([1; 24]);
-                trace = Some(trace_context::process(headers, &trace_random).ids);
+                trace =
+                    Some(trace_context::process(headers, &trace_random, &cfg.trace_sampler).ids);
             }
         }
 
@@ -366,7 +368,8 @@ impl Exchange {
 
     /// The exchange ended (response body fully sent, or failed). Returns everything to write
     /// to stdout in one write: the access-log line (unless filtered by level, sampling or skip
-    /// paths) followed by the metric event line (unless metrics are disabled). Possibly empty.
+    /// paths), the span event line (when the trace is sampled and spans are on) and the metric
+    /// event line (unless metrics are disabled). Possibly empty.
     /// Each line ends with `\n`.
     pub fn finish(self, end: Completion) -> String {
         let elapsed = self.started.elapsed();
@@ -399,15 +402,17 @@ impl Exchange {
             .or_else(|| self.known_response_size());
         let level = Level::for_outcome(status, failed);
         let success = !failed && status.is_some_and(|s| s < 400);
+        let trace_sampled = self.trace.as_ref().map(TraceIds::sampled);
         let log = cfg.log.should_log(
             level,
             success,
             cfg.log.is_slow(elapsed),
             self.skip_path,
             self.sample_draw,
+            trace_sampled,
         );
-        if log {
-            out.reserve(1024);
+        let span = cfg.spans && trace_sampled == Some(true);
+        if log || span {
             let query = self.query();
             let mut r = self.record(level, EVENT_REQUEST, ended_at.as_str(), &query);
             r.status = status;
@@ -415,7 +420,21 @@ impl Exchange {
             r.request_body_size = request_body_size;
             r.response_body_size = response_body_size;
             r.error_type = error_type;
-            write_record(cfg.log.format, &r, &mut out);
+            if log {
+                out.reserve(1024);
+                write_record(cfg.log.format, &r, &mut out);
+            }
+            if let (true, Some(trace)) = (span, self.trace.as_ref()) {
+                out.reserve(1024);
+                let ev = SpanEvent {
+                    trace,
+                    method: &self.method,
+                    start: self.started_at,
+                    duration: elapsed,
+                    record: &r,
+                };
+                span::write(&ev, &mut out);
+            }
         }
         if cfg.metrics {
             out.reserve(320);
