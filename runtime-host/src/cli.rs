@@ -19,7 +19,7 @@ pub struct Args {
     pub addr: SocketAddr,
 
     /// Address for /livez, /readyz, /healthz, /startupz and /metrics. Port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:9464")]
+    #[arg(long, default_value = "127.0.0.1:9464", global = true)]
     pub admin_addr: SocketAddr,
 
     /// A middleware component (`wasi:http/middleware@0.3.0`). Repeat for a chain, outermost
@@ -77,7 +77,7 @@ pub struct Args {
     pub max_body_bytes: u64,
 
     /// How long in-flight requests may run after SIGTERM/SIGINT before the process exits.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
 
     /// Requests one component instance serves before it is replaced.
@@ -101,12 +101,27 @@ pub struct Args {
     #[arg(long)]
     pub print_metric_events: bool,
 
+    /// Also print the middleware's span event lines (they feed OTLP export when it is on).
+    #[arg(long)]
+    pub print_span_events: bool,
+
+    /// OTLP/HTTP base URL to export spans, metrics and log records to (`/v1/traces`, ... are
+    /// appended); per-signal URLs and every other `OTEL_*` setting are read from the
+    /// environment (README, "OpenTelemetry export").
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+
+    /// `service.name` of the exported telemetry (default: from `OTEL_RESOURCE_ATTRIBUTES`, else
+    /// `unknown_service`).
+    #[arg(long, env = "OTEL_SERVICE_NAME", global = true)]
+    pub otel_service_name: Option<String>,
+
     /// Format of the host's own log lines on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
     /// Host log filter (tracing `EnvFilter` syntax), e.g. `info` or `runtime_host=debug`.
-    #[arg(long, default_value = "info", env = "RUNTIME_HOST_LOG")]
+    #[arg(long, default_value = "info", env = "RUNTIME_HOST_LOG", global = true)]
     pub log: String,
 
     /// Directory for compiled components, so later starts skip compilation.
@@ -121,6 +136,36 @@ pub struct Args {
     /// Do not read or write the compilation cache.
     #[arg(long)]
     pub no_cache: bool,
+
+    /// A mode other than serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Modes other than serving.
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Follow the log files Spin writes (`.spin/logs/<component>_stdout.txt`) and serve the
+    /// same /metrics, probes and OTLP export as serving mode, from the middleware's lines in
+    /// them. Rotation and truncation are handled.
+    Collect(CollectArgs),
+}
+
+/// `runtime-host collect` arguments.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CollectArgs {
+    /// The files to follow.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Read the files from their start (default: only what is appended from now on, so past
+    /// runs are not counted again).
+    #[arg(long)]
+    pub from_start: bool,
+
+    /// How often the files are checked for new lines.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub poll_interval: Duration,
 }
 
 /// How a middleware chain is instantiated.

@@ -6,6 +6,7 @@
 
 use crate::metric_event;
 use crate::metrics::HostMetrics;
+use crate::otlp::{Otlp, span_line};
 use std::io::Write;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -22,32 +23,74 @@ const MAX_LINE: usize = 64 * 1024;
 pub struct OutputSink {
     metrics: Arc<HostMetrics>,
     print_metric_events: bool,
+    otlp: Option<Arc<Otlp>>,
+    print_span_events: bool,
 }
 
 impl OutputSink {
-    /// A sink that turns metric events into `metrics` and prints everything else.
+    /// A sink that turns metric events into `metrics` and prints everything else (span
+    /// events are dropped).
     pub fn new(metrics: Arc<HostMetrics>, print_metric_events: bool) -> Arc<Self> {
+        Self::with_otlp(metrics, print_metric_events, None, false)
+    }
+
+    /// Also feeds OTLP export (span events, metric events, access-log lines) when `otlp` is
+    /// set; span event lines are printed only when `print_span_events`.
+    pub fn with_otlp(
+        metrics: Arc<HostMetrics>,
+        print_metric_events: bool,
+        otlp: Option<Arc<Otlp>>,
+        print_span_events: bool,
+    ) -> Arc<Self> {
         Arc::new(OutputSink {
             metrics,
             print_metric_events,
+            otlp,
+            print_span_events,
         })
     }
 
     fn stdout_line(&self, line: &[u8]) {
+        if self.consume(line) {
+            // A closed stdout must not fail the guest's request.
+            let _ = std::io::stdout().lock().write_all(line);
+        }
+    }
+
+    /// A line read from a log file in collect mode: consumed like a guest's stdout line, never
+    /// printed (it is in the file already).
+    pub fn collect_line(&self, line: &[u8]) {
+        self.consume(line);
+    }
+
+    /// Feeds metrics and OTLP export from one stdout line; returns whether to print it.
+    fn consume(&self, line: &[u8]) -> bool {
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        if span_line::is_span_line(line) {
+            if let Some(otlp) = &self.otlp {
+                otlp.span_line(content);
+            }
+            return self.print_span_events;
+        }
         if metric_event::is_metric_line(line) {
-            match metric_event::parse(line.strip_suffix(b"\n").unwrap_or(line)) {
-                Ok(event) => self.metrics.observe(&event),
+            match metric_event::parse(content) {
+                Ok(event) => {
+                    self.metrics.observe(&event);
+                    if let Some(otlp) = &self.otlp {
+                        otlp.metric_event(&event);
+                    }
+                }
                 Err(error) => {
                     self.metrics.invalid_event();
                     tracing::warn!(%error, "ignoring an invalid metric event from a guest");
                 }
             }
-            if !self.print_metric_events {
-                return;
-            }
+            return self.print_metric_events;
         }
-        // A closed stdout must not fail the guest's request.
-        let _ = std::io::stdout().lock().write_all(line);
+        if let Some(otlp) = &self.otlp {
+            otlp.other_line(content);
+        }
+        true
     }
 
     fn stderr_line(&self, line: &[u8]) {

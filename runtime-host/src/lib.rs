@@ -8,11 +8,13 @@
 pub mod admin;
 pub mod chain;
 pub mod cli;
+pub mod collect;
 pub mod components;
 pub mod engine;
 pub mod guest_output;
 pub mod health;
 pub mod metric_event;
 pub mod metrics;
+pub mod otlp;
 pub mod server;
 pub mod upstream;

@@ -1,7 +1,7 @@
 //! `runtime-host`: see `runtime-host --help` and the README.
 
 use clap::Parser;
-use runtime_host::cli::{Args, LogFormat};
+use runtime_host::cli::{Args, Command, LogFormat};
 use runtime_host::server::Server;
 use std::process::ExitCode;
 
@@ -37,6 +37,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(Command::Collect(collect)) = &args.command {
+        return runtime_host::collect::run(&args, collect, shutdown_signal()).await;
+    }
     let server = Server::prepare(&args).await?;
     server.run(shutdown_signal()).await
 }

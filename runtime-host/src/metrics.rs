@@ -159,6 +159,8 @@ pub struct HostMetrics {
     rejected_requests: Family<ReasonLabels, Counter>,
     upstream_errors: Family<KindLabels, Counter>,
     invalid_metric_events: Counter,
+    /// The OTLP exporters' counters (registered here so they are served on `/metrics`).
+    otlp: crate::otlp::counters::OtlpCounters,
 }
 
 /// Keeps `http_server_active_requests` incremented for as long as it lives; returned by
@@ -302,6 +304,7 @@ impl HostMetrics {
             build_info,
         );
 
+        let otlp = crate::otlp::counters::OtlpCounters::register(&mut registry);
         Self {
             registry,
             request_duration,
@@ -320,7 +323,13 @@ impl HostMetrics {
             rejected_requests,
             upstream_errors,
             invalid_metric_events,
+            otlp,
         }
+    }
+
+    /// The OTLP exporters' counters.
+    pub fn otlp(&self) -> &crate::otlp::counters::OtlpCounters {
+        &self.otlp
     }
 
     /// Records one request from a parsed metric event: duration histogram, request counter, and

@@ -317,6 +317,8 @@ pub struct Server {
     shutdown_grace: Duration,
     upstream: Option<Arc<Upstream>>,
     description: String,
+    /// OTLP export, flushed at shutdown (issue 10).
+    otlp: Option<Arc<crate::otlp::Otlp>>,
 }
 
 #[derive(Clone)]
@@ -450,7 +452,14 @@ impl Server {
             &[CHECK_COMPONENTS]
         }));
 
-        let sink = OutputSink::new(metrics.clone(), args.print_metric_events);
+        // OTLP export (issue 10): fed by the sink, flushed at shutdown.
+        let otlp = crate::otlp::Otlp::from_args(args, metrics.otlp().clone())?;
+        let sink = OutputSink::with_otlp(
+            metrics.clone(),
+            args.print_metric_events,
+            otlp.clone(),
+            args.print_span_events,
+        );
         let shared = Shared {
             engine: engine.clone(),
             pre,
@@ -495,6 +504,7 @@ impl Server {
             shutdown_grace: args.shutdown_grace,
             upstream,
             description,
+            otlp,
         })
     }
 
@@ -521,6 +531,7 @@ impl Server {
             shutdown_grace,
             upstream,
             description,
+            otlp,
         } = self;
 
         tracing::info!(
@@ -602,6 +613,10 @@ impl Server {
         if finished.is_err() {
             tracing::warn!("grace period over; instances still busy are dropped");
         }
+        // What the exporters hold is sent within the rest of the grace period (issue 10).
+        if let Some(otlp) = &otlp {
+            otlp.shutdown(grace_end).await;
+        }
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
         tracing::info!("stopped");
@@ -620,7 +635,8 @@ async fn bind(addr: SocketAddr, flag: &str) -> Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} ({flag})"))
 }
 
-fn wasmtime_version() -> &'static str {
+/// The wasmtime version this host embeds (a `runtime_host_build_info` label).
+pub fn wasmtime_version() -> &'static str {
     "48.0.8"
 }
 

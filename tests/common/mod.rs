@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod otlp_receiver;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -47,7 +49,21 @@ impl Host {
         Host::spawn(args, None)
     }
 
+    /// Starts the host with extra environment variables for the host process (e.g. `OTEL_*`).
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Host {
+        Host::spawn_env(args, None, env)
+            .unwrap_or_else(|stderr| panic!("runtime-host did not start:\n{stderr}"))
+    }
+
     fn spawn(args: &[&str], tap: Option<StdoutTap>) -> Result<Host, String> {
+        Host::spawn_env(args, tap, &[])
+    }
+
+    fn spawn_env(
+        args: &[&str],
+        tap: Option<StdoutTap>,
+        env: &[(&str, &str)],
+    ) -> Result<Host, String> {
         let cache = cache_dir();
         let mut command = Command::new(env!("CARGO_BIN_EXE_runtime-host"));
         if !args.contains(&"--addr") {
@@ -60,6 +76,7 @@ impl Host {
             .args(["--cache-dir", &cache])
             .args(args)
             .env("RUNTIME_HOST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -82,17 +99,26 @@ impl Host {
 
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
+            // Serving mode names both addresses; collect mode only the admin address.
             let serving = stderr
                 .lock()
                 .unwrap()
                 .iter()
-                .find(|line| line.contains("runtime-host serving"))
+                .find(|line| {
+                    line.contains("runtime-host serving") || line.contains("runtime-host collecting")
+                })
                 .cloned();
             if let Some(line) = serving {
+                let admin = field(&line, "admin_addr=");
+                let addr = if line.contains("runtime-host serving") {
+                    field(&line, "addr=")
+                } else {
+                    admin
+                };
                 return Ok(Host {
                     child: Some(child),
-                    addr: field(&line, "addr="),
-                    admin: field(&line, "admin_addr="),
+                    addr,
+                    admin,
                     stdout,
                     stderr,
                 });
