@@ -24,7 +24,10 @@ fn quick_env(receiver: &Receiver) -> Vec<(&'static str, String)> {
             "OTEL_RESOURCE_ATTRIBUTES",
             "deployment.environment.name=test,team=edge".into(),
         ),
-        ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20s3cr3t-token".into()),
+        (
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "authorization=Bearer%20s3cr3t-token".into(),
+        ),
     ]
 }
 
@@ -35,7 +38,10 @@ fn start(args: &[&str], env: &[(&'static str, String)]) -> Host {
 
 /// The traceparent the app received, from the demo app's echo.
 fn app_traceparent(host: &Host, traceparent: Option<&str>) -> String {
-    let headers: Vec<(&str, &str)> = traceparent.map(|t| ("traceparent", t)).into_iter().collect();
+    let headers: Vec<(&str, &str)> = traceparent
+        .map(|t| ("traceparent", t))
+        .into_iter()
+        .collect();
     let r = get(host.addr, "/echo", &headers);
     assert_eq!(r.status, 200);
     r.json()["headers"]["traceparent"]
@@ -57,7 +63,10 @@ fn a_continued_trace_yields_exactly_one_server_span_that_is_the_apps_parent() {
     // An unsampled caller next, then a sampled marker: spans are exported in order, so once
     // the marker's span is in, the unsampled request's span would be too.
     let unsampled_trace = "11111111111111111111111111111111";
-    let forwarded = app_traceparent(&host, Some(&format!("00-{unsampled_trace}-{CALLER_SPAN}-00")));
+    let forwarded = app_traceparent(
+        &host,
+        Some(&format!("00-{unsampled_trace}-{CALLER_SPAN}-00")),
+    );
     assert!(forwarded.ends_with("-00"), "{forwarded}");
     let marker_trace = "22222222222222222222222222222222";
     app_traceparent(&host, Some(&format!("00-{marker_trace}-{CALLER_SPAN}-01")));
@@ -70,30 +79,49 @@ fn a_continued_trace_yields_exactly_one_server_span_that_is_the_apps_parent() {
         .collect();
     assert_eq!(ours.len(), 1, "exactly one span for the caller's trace");
     let span = ours[0];
-    assert_eq!(hex(&span.span_id), app_parent, "span id = the app's parent id");
+    assert_eq!(
+        hex(&span.span_id),
+        app_parent,
+        "span id = the app's parent id"
+    );
     assert_eq!(hex(&span.parent_span_id), CALLER_SPAN);
     assert_eq!(span.kind, SpanKind::Server as i32);
     assert_eq!(span.name, "GET");
     assert!(span.end_time_unix_nano >= span.start_time_unix_nano);
     assert_eq!(attr_str(&span.attributes, "url.path"), Some("/echo"));
-    assert_eq!(attr_int(&span.attributes, "http.response.status_code"), Some(200));
+    assert_eq!(
+        attr_int(&span.attributes, "http.response.status_code"),
+        Some(200)
+    );
     assert!(attr_str(&span.attributes, "request_id").is_some());
     assert!(
-        !spans.iter().any(|s| s.trace_id == hex_bytes(unsampled_trace)),
+        !spans
+            .iter()
+            .any(|s| s.trace_id == hex_bytes(unsampled_trace)),
         "an unsampled trace must yield no span"
     );
     // Resource: service.name and OTEL_RESOURCE_ATTRIBUTES.
     receiver.with(|r| {
         let resource = r.traces[0].resource_spans[0].resource.as_ref().unwrap();
-        assert_eq!(attr_str(&resource.attributes, "service.name"), Some("edge-test"));
+        assert_eq!(
+            attr_str(&resource.attributes, "service.name"),
+            Some("edge-test")
+        );
         assert_eq!(attr_str(&resource.attributes, "team"), Some("edge"));
         // OTEL_EXPORTER_OTLP_HEADERS reach the receiver.
-        assert!(r.last_headers.iter().any(|(n, v)| n == "authorization" && v == "Bearer s3cr3t-token"));
+        assert!(
+            r.last_headers
+                .iter()
+                .any(|(n, v)| n == "authorization" && v == "Bearer s3cr3t-token")
+        );
     });
 
     // Log records: the access lines, with the trace and span ids and severity.
     receiver.wait("a log record of the caller's trace", |r| {
-        r.logs.iter().flat_map(|l| &l.resource_logs).flat_map(|rl| &rl.scope_logs)
+        r.logs
+            .iter()
+            .flat_map(|l| &l.resource_logs)
+            .flat_map(|rl| &rl.scope_logs)
             .flat_map(|sl| &sl.log_records)
             .any(|l| l.trace_id == hex_bytes(CALLER_TRACE))
     });
@@ -109,7 +137,10 @@ fn a_continued_trace_yields_exactly_one_server_span_that_is_the_apps_parent() {
     assert!(attr_str(&log.attributes, "request_id").is_some());
     receiver.with(|r| {
         let resource = r.logs[0].resource_logs[0].resource.as_ref().unwrap();
-        assert_eq!(attr_str(&resource.attributes, "service.name"), Some("edge-test"));
+        assert_eq!(
+            attr_str(&resource.attributes, "service.name"),
+            Some("edge-test")
+        );
         assert_eq!(
             attr_str(&resource.attributes, "deployment.environment.name"),
             Some("test")
@@ -118,7 +149,10 @@ fn a_continued_trace_yields_exactly_one_server_span_that_is_the_apps_parent() {
 
     // Metrics: the OTel instrument names, with the resource.
     receiver.wait("http.server.request.duration", |r| {
-        r.metrics.iter().flat_map(|m| &m.resource_metrics).flat_map(|rm| &rm.scope_metrics)
+        r.metrics
+            .iter()
+            .flat_map(|m| &m.resource_metrics)
+            .flat_map(|rm| &rm.scope_metrics)
             .flat_map(|sm| &sm.metrics)
             .any(|m| m.name == "http.server.request.duration")
     });
@@ -127,18 +161,33 @@ fn a_continued_trace_yields_exactly_one_server_span_that_is_the_apps_parent() {
             .metrics
             .iter()
             .flat_map(|m| &m.resource_metrics)
-            .find(|rm| rm.scope_metrics.iter().flat_map(|s| &s.metrics).any(|m| m.name == "http.server.request.duration"))
+            .find(|rm| {
+                rm.scope_metrics
+                    .iter()
+                    .flat_map(|s| &s.metrics)
+                    .any(|m| m.name == "http.server.request.duration")
+            })
             .unwrap();
         let resource = rm.resource.as_ref().unwrap();
-        assert_eq!(attr_str(&resource.attributes, "service.name"), Some("edge-test"));
+        assert_eq!(
+            attr_str(&resource.attributes, "service.name"),
+            Some("edge-test")
+        );
         assert_eq!(attr_str(&resource.attributes, "team"), Some("edge"));
-        let duration = rm.scope_metrics.iter().flat_map(|s| &s.metrics)
-            .find(|m| m.name == "http.server.request.duration").unwrap();
+        let duration = rm
+            .scope_metrics
+            .iter()
+            .flat_map(|s| &s.metrics)
+            .find(|m| m.name == "http.server.request.duration")
+            .unwrap();
         assert_eq!(duration.unit, "s");
     });
     // The token is never printed by the host.
     assert!(!host.stderr().iter().any(|l| l.contains("s3cr3t")));
-    assert!(!host.stdout().iter().any(|l| l.contains("edge_obs.span.v1")), "span lines are not printed by default");
+    assert!(
+        !host.stdout().iter().any(|l| l.contains("edge_obs.span.v1")),
+        "span lines are not printed by default"
+    );
 }
 
 #[test]
@@ -172,7 +221,11 @@ fn serve_requests(host: &Host, n: usize) {
 }
 
 fn dropped(host: &Host, signal: &str) -> f64 {
-    metric_sum(&host.metrics(), "runtime_host_otlp_dropped_total", &[("signal", signal)])
+    metric_sum(
+        &host.metrics(),
+        "runtime_host_otlp_dropped_total",
+        &[("signal", signal)],
+    )
 }
 
 #[test]
@@ -190,13 +243,21 @@ fn a_receiver_that_is_down_costs_nothing_but_counted_drops() {
     );
     serve_requests(&host, 50);
     host.wait_metrics("dropped spans", |t| {
-        metric_sum(t, "runtime_host_otlp_dropped_total", &[("signal", "traces")]) > 0.0
+        metric_sum(
+            t,
+            "runtime_host_otlp_dropped_total",
+            &[("signal", "traces")],
+        ) > 0.0
     });
     host.wait_metrics("dropped log records", |t| {
         metric_sum(t, "runtime_host_otlp_dropped_total", &[("signal", "logs")]) > 0.0
     });
     host.wait_metrics("metric export errors", |t| {
-        metric_sum(t, "runtime_host_otlp_export_errors_total", &[("signal", "metrics")]) > 0.0
+        metric_sum(
+            t,
+            "runtime_host_otlp_export_errors_total",
+            &[("signal", "metrics")],
+        ) > 0.0
     });
     assert_eq!(get(host.addr, "/hello", &[]).status, 200);
 }
@@ -227,10 +288,17 @@ fn a_receiver_that_never_answers_keeps_memory_bounded() {
         "RSS grew from {warm} KiB to {after} KiB"
     );
     host.wait_metrics("dropped spans", |t| {
-        metric_sum(t, "runtime_host_otlp_dropped_total", &[("signal", "traces")]) >= 1000.0
+        metric_sum(
+            t,
+            "runtime_host_otlp_dropped_total",
+            &[("signal", "traces")],
+        ) >= 1000.0
     });
     assert!(dropped(&host, "logs") > 0.0);
-    assert!(receiver.with(|r| !r.requests.is_empty()), "exports were attempted");
+    assert!(
+        receiver.with(|r| !r.requests.is_empty()),
+        "exports were attempted"
+    );
 }
 
 #[test]
@@ -239,14 +307,21 @@ fn a_receiver_answering_503_is_retried_then_drops_are_counted() {
     let host = start(
         &[],
         &[
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", format!("{}/v1/traces", receiver.url())),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("{}/v1/traces", receiver.url()),
+            ),
             ("OTEL_BSP_SCHEDULE_DELAY", "20".into()),
             ("OTEL_BSP_EXPORT_TIMEOUT", "10000".into()),
         ],
     );
     serve_requests(&host, 20);
     host.wait_metrics("span export errors", |t| {
-        metric_sum(t, "runtime_host_otlp_export_errors_total", &[("signal", "traces")]) > 0.0
+        metric_sum(
+            t,
+            "runtime_host_otlp_export_errors_total",
+            &[("signal", "traces")],
+        ) > 0.0
     });
     // The exporter retried (honouring Retry-After) before giving up a batch.
     let attempts = receiver.with(|r| r.requests.len());
@@ -255,7 +330,10 @@ fn a_receiver_answering_503_is_retried_then_drops_are_counted() {
         "runtime_host_otlp_export_errors_total",
         &[("signal", "traces")],
     );
-    assert!(attempts as f64 > errors, "{attempts} attempts for {errors} failed exports");
+    assert!(
+        attempts as f64 > errors,
+        "{attempts} attempts for {errors} failed exports"
+    );
     assert!(dropped(&host, "traces") > 0.0);
     // Only traces were configured.
     assert!(receiver.with(|r| r.requests.iter().all(|p| p == "/v1/traces")));
@@ -268,7 +346,10 @@ fn queued_spans_are_flushed_on_sigterm() {
     let mut host = start(
         &["--shutdown-grace", "10s"],
         &[
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", format!("{}/v1/traces", receiver.url())),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("{}/v1/traces", receiver.url()),
+            ),
             // Far longer than the test: only the shutdown flush can send the span.
             ("OTEL_BSP_SCHEDULE_DELAY", "3600000".into()),
         ],
@@ -286,13 +367,25 @@ fn queued_spans_are_flushed_on_sigterm() {
 fn collect_mode_follows_spin_log_files_into_metrics_and_spans() {
     // Real middleware lines: a serving host prints its access, span and metric lines.
     let source = Host::start(&["--print-metric-events", "--print-span-events"]);
-    let traces: Vec<String> = (0..3).map(|i| format!("5555555555555555555555555555555{i}")).collect();
+    let traces: Vec<String> = (0..3)
+        .map(|i| format!("5555555555555555555555555555555{i}"))
+        .collect();
     for t in &traces {
         app_traceparent(&source, Some(&format!("00-{t}-{CALLER_SPAN}-01")));
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while source.stdout().iter().filter(|l| l.contains("edge_obs.metric.v1")).count() < 3 {
-        assert!(std::time::Instant::now() < deadline, "no metric lines: {:?}", source.stdout());
+    while source
+        .stdout()
+        .iter()
+        .filter(|l| l.contains("edge_obs.metric.v1"))
+        .count()
+        < 3
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no metric lines: {:?}",
+            source.stdout()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let lines = source.stdout();
@@ -308,13 +401,20 @@ fn collect_mode_follows_spin_log_files_into_metrics_and_spans() {
     let collector = start(
         &["collect", &file_arg, "--poll-interval", "50ms"],
         &[
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", format!("{}/v1/traces", receiver.url())),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("{}/v1/traces", receiver.url()),
+            ),
             ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
         ],
     );
     let append = |path: &std::path::Path, lines: &[String]| {
         use std::io::Write;
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
         for l in lines {
             f.write_all(format!("{l}\n").as_bytes()).unwrap();
         }

@@ -173,7 +173,11 @@ pub async fn run(
         .iter()
         .map(|p| Follower::new(p, collect.from_start))
         .collect();
-    let files: Vec<String> = collect.files.iter().map(|p| p.display().to_string()).collect();
+    let files: Vec<String> = collect
+        .files
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     tracing::info!(
         admin_addr = %admin_addr,
         files = ?files,

@@ -105,7 +105,8 @@ impl Host {
                 .unwrap()
                 .iter()
                 .find(|line| {
-                    line.contains("runtime-host serving") || line.contains("runtime-host collecting")
+                    line.contains("runtime-host serving")
+                        || line.contains("runtime-host collecting")
                 })
                 .cloned();
             if let Some(line) = serving {

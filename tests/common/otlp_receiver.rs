@@ -138,24 +138,22 @@ pub fn hex(b: &[u8]) -> String {
 
 /// The string value of attribute `key`, if it is a string.
 pub fn attr_str<'a>(attrs: &'a [KeyValue], key: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
             any_value::Value::StringValue(s) => Some(s.as_str()),
             _ => None,
-        })
+        }
+    })
 }
 
 /// The integer value of attribute `key`.
 pub fn attr_int(attrs: &[KeyValue], key: &str) -> Option<i64> {
-    attrs
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
+        match kv.value.as_ref()?.value.as_ref()? {
             any_value::Value::IntValue(i) => Some(*i),
             _ => None,
-        })
+        }
+    })
 }
 
 /// A string body.

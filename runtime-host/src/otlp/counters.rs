@@ -44,9 +44,7 @@ impl OtlpCounters {
             c.exported.clone(),
         );
         for s in Signal::ALL {
-            let l = SignalLabels {
-                signal: s.as_str(),
-            };
+            let l = SignalLabels { signal: s.as_str() };
             drop(c.dropped.get_or_create(&l));
             drop(c.export_errors.get_or_create(&l));
             drop(c.exported.get_or_create(&l));

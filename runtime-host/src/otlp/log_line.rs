@@ -34,7 +34,12 @@ pub fn parse(line: &[u8], logger: &SdkLogger) -> Option<SdkLogRecord> {
     let mut r = logger.create_log_record();
     let now = SystemTime::now();
     r.set_event_name(EVENT_REQUEST);
-    r.set_timestamp(v["timestamp"].as_str().and_then(parse_rfc3339).unwrap_or(now));
+    r.set_timestamp(
+        v["timestamp"]
+            .as_str()
+            .and_then(parse_rfc3339)
+            .unwrap_or(now),
+    );
     r.set_observed_timestamp(now);
     let (number, text) = severity(v["level"].as_str().unwrap_or("info"));
     r.set_severity_number(number);
@@ -50,11 +55,18 @@ pub fn parse(line: &[u8], logger: &SdkLogger) -> Option<SdkLogRecord> {
     );
     r.set_body(AnyValue::from(body));
     if let (Some(t), Some(s)) = (hex_id::<16>(&v["trace_id"]), hex_id::<8>(&v["span_id"])) {
-        r.set_trace_context(TraceId::from_bytes(t), SpanId::from_bytes(s), Some(TraceFlags::SAMPLED));
+        r.set_trace_context(
+            TraceId::from_bytes(t),
+            SpanId::from_bytes(s),
+            Some(TraceFlags::SAMPLED),
+        );
     }
-    let attrs = attributes::from_json(&v)
-        .into_iter()
-        .filter(|kv| !matches!(kv.key.as_str(), "timestamp" | "level" | "event" | "trace_id" | "span_id"));
+    let attrs = attributes::from_json(&v).into_iter().filter(|kv| {
+        !matches!(
+            kv.key.as_str(),
+            "timestamp" | "level" | "event" | "trace_id" | "span_id"
+        )
+    });
     for kv in attrs {
         r.add_attribute(kv.key, attributes::any_value(kv.value));
     }
@@ -73,8 +85,13 @@ fn severity(level: &str) -> (Severity, &'static str) {
 /// `YYYY-MM-DDTHH:MM:SS[.fff...]Z`, the UTC form the middleware writes.
 pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let b = s.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':'
-        || b[16] != b':' || *b.last()? != b'Z'
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || *b.last()? != b'Z'
     {
         return None;
     }
@@ -87,7 +104,9 @@ pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
     let frac = &s[19..s.len() - 1];
     let nanos = match frac.strip_prefix('.') {
         None if frac.is_empty() => 0,
-        Some(digits) if (1..=9).contains(&digits.len()) && digits.bytes().all(|c| c.is_ascii_digit()) => {
+        Some(digits)
+            if (1..=9).contains(&digits.len()) && digits.bytes().all(|c| c.is_ascii_digit()) =>
+        {
             digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32)
         }
         _ => return None,
@@ -117,11 +136,13 @@ mod tests {
             t.duration_since(UNIX_EPOCH).unwrap(),
             Duration::from_millis(1_795_432_953_456)
         );
-        assert_eq!(
-            parse_rfc3339("1970-01-01T00:00:00Z"),
-            Some(UNIX_EPOCH)
-        );
-        for bad in ["", "2026-11-23 11:22:33Z", "2026-13-01T00:00:00Z", "2026-11-23T11:22:33.Z"] {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
+        for bad in [
+            "",
+            "2026-11-23 11:22:33Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T11:22:33.Z",
+        ] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }

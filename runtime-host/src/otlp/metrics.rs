@@ -87,7 +87,6 @@ impl OtlpMetrics {
         let exporter = opentelemetry_otlp::MetricExporter::builder()
             .with_http()
             .with_endpoint(endpoint)
-            .with_timeout(timeout)
             .build()
             .map_err(|e| anyhow::anyhow!("building the OTLP metric exporter: {e}"))?;
         let reader = PeriodicReader::builder(OnRuntime {
@@ -141,7 +140,10 @@ impl OtlpMetrics {
             attrs.push(KeyValue::new("http.response.status_code", i64::from(s)));
         }
         if let Some(s) = ev.scheme.as_deref() {
-            attrs.push(KeyValue::new("url.scheme", metric_event::normalize_scheme(s)));
+            attrs.push(KeyValue::new(
+                "url.scheme",
+                metric_event::normalize_scheme(s),
+            ));
         }
         if let Some(e) = ev.error_type.as_deref() {
             attrs.push(KeyValue::new(

@@ -17,7 +17,9 @@ use opentelemetry::InstrumentationScope;
 use opentelemetry::logs::LoggerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::{LogBatch, LogExporter as _, SdkLogRecord, SdkLogger, SdkLoggerProvider};
+use opentelemetry_sdk::logs::{
+    LogBatch, LogExporter as _, SdkLogRecord, SdkLogger, SdkLoggerProvider,
+};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use std::sync::Arc;
 use tokio::time::Instant;
@@ -89,7 +91,6 @@ impl Otlp {
                 let mut exporter = opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
                     .with_endpoint(url)
-                    .with_timeout(settings.spans.export_timeout)
                     .build()
                     .map_err(|e| anyhow::anyhow!("building the OTLP span exporter: {e}"))?;
                 exporter.set_resource(&resource);
@@ -107,7 +108,6 @@ impl Otlp {
                 let mut exporter = opentelemetry_otlp::LogExporter::builder()
                     .with_http()
                     .with_endpoint(url)
-                    .with_timeout(settings.logs.export_timeout)
                     .build()
                     .map_err(|e| anyhow::anyhow!("building the OTLP log exporter: {e}"))?;
                 exporter.set_resource(&resource);
@@ -139,6 +139,8 @@ impl Otlp {
         };
         for s in Signal::ALL {
             if let Some(url) = settings.endpoint(s) {
+                // Each export attempt series is bounded by `OTEL_EXPORTER_OTLP[_<SIGNAL>]_TIMEOUT`
+                // (read by the exporter, 10 s by default), the whole export by the batch timeout.
                 // The URL only: header values (tokens) are never logged.
                 tracing::info!(signal = s.as_str(), endpoint = url, "OTLP export on");
             }
@@ -153,7 +155,10 @@ impl Otlp {
     }
 
     /// Starts what the command line and the environment ask for.
-    pub fn from_args(args: &crate::cli::Args, counters: OtlpCounters) -> anyhow::Result<Option<Arc<Self>>> {
+    pub fn from_args(
+        args: &crate::cli::Args,
+        counters: OtlpCounters,
+    ) -> anyhow::Result<Option<Arc<Self>>> {
         let mut settings = OtlpSettings::from_env(args.otlp_endpoint.as_deref(), &|name| {
             std::env::var(name).ok()
         });

@@ -205,7 +205,12 @@ mod tests {
     async fn full_batches_go_out_and_shutdown_flushes_the_rest() {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (c, r) = counters();
-        let q = BatchQueue::start(Collect(seen.clone(), false), settings(100, 3), Signal::Traces, c);
+        let q = BatchQueue::start(
+            Collect(seen.clone(), false),
+            settings(100, 3),
+            Signal::Traces,
+            c,
+        );
         for i in 0..7 {
             q.push(i);
         }

@@ -99,7 +99,11 @@ impl OtlpSettings {
     /// from `OTEL_EXPORTER_OTLP_ENDPOINT`); `env` looks a variable up.
     pub fn from_env(base_endpoint: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Self {
         let mut issues = Vec::new();
-        let var = |name: &str| env(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let var = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let base = base_endpoint
             .map(str::to_owned)
@@ -110,7 +114,10 @@ impl OtlpSettings {
                 return None;
             }
             let exporter = var(&format!("OTEL_{}_EXPORTER", signal.upper()));
-            if exporter.as_deref().is_some_and(|e| e.eq_ignore_ascii_case("none")) {
+            if exporter
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case("none"))
+            {
                 return None;
             }
             let own = var(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.upper()));
@@ -234,7 +241,10 @@ mod tests {
             None,
             &[
                 ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
-                ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://logs:9999/custom"),
+                (
+                    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                    "http://logs:9999/custom",
+                ),
                 ("OTEL_METRICS_EXPORTER", "none"),
             ],
         );
@@ -249,15 +259,15 @@ mod tests {
             Some("http://flag:1"),
             &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:2")],
         );
-        assert_eq!(s.endpoint(Signal::Metrics), Some("http://flag:1/v1/metrics"));
+        assert_eq!(
+            s.endpoint(Signal::Metrics),
+            Some("http://flag:1/v1/metrics")
+        );
     }
 
     #[test]
     fn sdk_disabled_and_unsupported_protocols_turn_export_off() {
-        let s = settings(
-            Some("http://c:4318"),
-            &[("OTEL_SDK_DISABLED", "TRUE")],
-        );
+        let s = settings(Some("http://c:4318"), &[("OTEL_SDK_DISABLED", "TRUE")]);
         assert!(!s.any());
         let s = settings(
             Some("http://c:4318"),

@@ -9,7 +9,9 @@ use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use edge_observability::span::{KIND_SERVER, SCHEMA, STATUS_ERROR};
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::SpanData;
 use serde_json::Value;
@@ -44,12 +46,18 @@ pub fn parse(line: &[u8], scope: &InstrumentationScope) -> Result<SpanData, Stri
         .ok_or("invalid span_id")?;
     let parent = match &v["parent_span_id"] {
         Value::Null => None,
-        p => Some(hex_id::<8>(p).map(SpanId::from_bytes).ok_or("invalid parent_span_id")?),
+        p => Some(
+            hex_id::<8>(p)
+                .map(SpanId::from_bytes)
+                .ok_or("invalid parent_span_id")?,
+        ),
     };
     if v["kind"] != KIND_SERVER {
         return Err("kind is not server".into());
     }
-    let start = v["start_time_unix_nano"].as_u64().ok_or("invalid start time")?;
+    let start = v["start_time_unix_nano"]
+        .as_u64()
+        .ok_or("invalid start time")?;
     let end = v["end_time_unix_nano"].as_u64().ok_or("invalid end time")?;
     if end < start {
         return Err("end before start".into());
