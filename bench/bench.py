@@ -35,6 +35,7 @@ TARGET_RATIO_PRODUCT_VS_BASELINE = 0.85
 TARGET_P99_ADDED_MS = 1.0
 TARGET_RATIO_PRODUCT_VS_WASMTIME = 1.5
 TARGET_RATIO_UPSTREAM_VS_DIRECT = 0.8
+TARGET_RATIO_OTLP_ON_VS_OFF = 0.95
 TARGET_NATIVE_NS = 5000.0
 TARGET_STARTUP_S = 1.0
 
@@ -42,6 +43,7 @@ TARGET_STARTUP_S = 1.0
 TARGETS = {
     "baseline": "1. runtime-host --no-middleware (demo app alone)",
     "product": "2. runtime-host (middleware + demo app)",
+    "product_otlp": "2o. as 2, exporting spans, metrics and logs over OTLP/HTTP to bench-origin",
     "wasmtime": "3. wasmtime serve (middleware + app composed with wac plug)",
     "upstream": "4. runtime-host --upstream (middleware in front of bench-origin)",
     "direct": "4'. bench-origin called directly",
@@ -346,6 +348,7 @@ def cmd_report(argv):
     r21 = ratio(g("product", "rps"), g("baseline", "rps"))
     r23 = ratio(g("product", "rps"), g("wasmtime", "rps"))
     r4d = ratio(g("upstream", "rps"), g("direct", "rps"))
+    r2o = ratio(g("product_otlp", "rps"), g("product", "rps"))
     mb, mp = moderate["baseline"], moderate["product"]
     p99_added = (mp["p99_ms"] - mb["p99_ms"]) if mb and mp else None
     ns = float(m1("criterion_whole_request_ns")) if m1("criterion_whole_request_ns") != "n/a" else None
@@ -372,6 +375,9 @@ def cmd_report(argv):
     w(f"| throughput 4s / 4s' (the same, origin taking {delay} ms per request) | {fmt(r4s, 3)} "
       f"| ≥ {TARGET_RATIO_UPSTREAM_VS_DIRECT} "
       f"| {verdict(None if r4s is None else r4s >= TARGET_RATIO_UPSTREAM_VS_DIRECT)} |")
+    w(f"| throughput 2o / 2 (OTLP export on vs off) | {fmt(r2o, 3)} "
+      f"| ≥ {TARGET_RATIO_OTLP_ON_VS_OFF} "
+      f"| {verdict(None if r2o is None else r2o >= TARGET_RATIO_OTLP_ON_VS_OFF)} |")
     w(f"| per-request logic natively (criterion, whole request) | "
       f"{fmt(ns / 1000 if ns else None, 2, ' µs')} | < {TARGET_NATIVE_NS / 1000:.0f} µs "
       f"| {verdict(None if ns is None else ns < TARGET_NATIVE_NS)} |")

@@ -202,12 +202,16 @@ meta load_before "$LOAD_BEFORE"
 
 # --- servers ------------------------------------------------------------------------------
 log "servers"
-read -r P_ORIGIN P_BASE P_BASE_ADM P_PROD P_PROD_ADM P_UP P_UP_ADM P_WT < <($PY free-ports 8)
+read -r P_ORIGIN P_BASE P_BASE_ADM P_PROD P_PROD_ADM P_UP P_UP_ADM P_WT P_OTLP P_OTLP_ADM < <($PY free-ports 10)
 
 start direct "$ORIGIN" --addr "127.0.0.1:$P_ORIGIN"
 start baseline "$HOST" --no-middleware --addr "127.0.0.1:$P_BASE" --admin-addr "127.0.0.1:$P_BASE_ADM"
 start product "$HOST" --addr "127.0.0.1:$P_PROD" --admin-addr "127.0.0.1:$P_PROD_ADM"
 $PY wait-http "http://127.0.0.1:$P_ORIGIN/hello" 30 || { echo "bench-origin did not start" >&2; cat "$LOGS/direct.log" >&2; exit 1; }
+# 2o: the product exporting spans, metrics and logs over OTLP to bench-origin (which answers
+# OTLP requests with 200), against 2 with export off, in the same run.
+start product_otlp env OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:$P_ORIGIN" OTEL_METRIC_EXPORT_INTERVAL=1000 \
+    "$HOST" --addr "127.0.0.1:$P_OTLP" --admin-addr "127.0.0.1:$P_OTLP_ADM"
 start upstream "$HOST" --upstream "http://127.0.0.1:$P_ORIGIN" --addr "127.0.0.1:$P_UP" --admin-addr "127.0.0.1:$P_UP_ADM"
 if [ -f "$COMPOSED" ]; then
     # shellcheck disable=SC2086 # the flags are words on purpose
@@ -221,6 +225,7 @@ PID_direct_slow=${PID_direct:-}
 declare -A URL=(
     [baseline]="http://127.0.0.1:$P_BASE/hello"
     [product]="http://127.0.0.1:$P_PROD/hello"
+    [product_otlp]="http://127.0.0.1:$P_OTLP/hello"
     [wasmtime]="http://127.0.0.1:$P_WT/hello"
     [upstream]="http://127.0.0.1:$P_UP/hello"
     [direct]="http://127.0.0.1:$P_ORIGIN/hello"
@@ -230,6 +235,7 @@ declare -A URL=(
 declare -A READY=(
     [baseline]="http://127.0.0.1:$P_BASE_ADM/readyz"
     [product]="http://127.0.0.1:$P_PROD_ADM/readyz"
+    [product_otlp]="http://127.0.0.1:$P_OTLP_ADM/readyz"
     [upstream]="http://127.0.0.1:$P_UP_ADM/readyz"
     [wasmtime]="http://127.0.0.1:$P_WT/hello"
     [direct]="http://127.0.0.1:$P_ORIGIN/hello"
@@ -237,7 +243,7 @@ declare -A READY=(
     [direct_slow]="http://127.0.0.1:$P_ORIGIN/hello"
 )
 TARGETS=()
-for t in baseline product wasmtime upstream direct upstream_slow direct_slow; do
+for t in baseline product product_otlp wasmtime upstream direct upstream_slow direct_slow; do
     v="PID_$t"
     [ -n "${!v:-}" ] || continue
     if $PY wait-http "${READY[$t]}" 180 && $PY wait-http "${URL[$t]}" 10; then

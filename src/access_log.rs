@@ -136,6 +136,9 @@ pub struct LogConfig {
     pub level: Level,
     /// Share of successful, fast requests logged, in millionths (1_000_000 = all).
     pub sample_rate_ppm: u32,
+    /// Whether successful, fast requests are logged exactly when their trace is sampled
+    /// (`EDGE_OBS_LOG_FOLLOW_TRACE`), instead of by `sample_rate_ppm`.
+    pub follow_trace: bool,
     /// Requests taking at least this many milliseconds are always logged; 0 = no such rule.
     pub slow_ms: u64,
     /// Exact paths whose successful requests are not logged (health probes).
@@ -153,7 +156,8 @@ pub struct LogConfig {
 impl LogConfig {
     /// Whether a finished request gets a log line. Errors and slow requests are never sampled
     /// away or skipped; only successful fast requests are subject to skip paths and sampling.
-    /// `draw` is a uniformly random number.
+    /// `draw` is a uniformly random number; `trace_sampled` is the request's trace decision
+    /// (`None` without trace context), used instead of the draw when following the trace.
     pub fn should_log(
         &self,
         level: Level,
@@ -161,12 +165,17 @@ impl LogConfig {
         slow: bool,
         skip_path: bool,
         draw: u32,
+        trace_sampled: Option<bool>,
     ) -> bool {
         if !self.enabled || level < self.level {
             return false;
         }
         if success && !slow {
-            return !skip_path && sampled(self.sample_rate_ppm, draw);
+            let keep = match trace_sampled.filter(|_| self.follow_trace) {
+                Some(s) => s,
+                None => sampled(self.sample_rate_ppm, draw),
+            };
+            return !skip_path && keep;
         }
         true
     }
@@ -406,7 +415,8 @@ fn text(sink: &mut dyn Sink, key: &str, value: &[u8], max_chars: usize) {
     sink.bytes(key, value, max_chars);
 }
 
-fn hex(bytes: &[u8]) -> json::Small {
+/// Lowercase hex of an id (up to 16 bytes).
+pub(crate) fn hex(bytes: &[u8]) -> json::Small {
     let mut s = json::Small::default();
     let mut buf = [0u8; 32];
     let n = bytes.len().min(16);
@@ -517,6 +527,44 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
         }
         sink.bytes(&key, &joined, HEADER_VALUE_MAX_CHARS);
     }
+}
+
+/// Keys [`write_attributes`] leaves out: a span line carries the ids and the duration in
+/// its own fields, and `service.name` belongs to the resource.
+const NOT_SPAN_ATTRIBUTES: [&str; 5] = [
+    "service.name",
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "duration_ms",
+];
+
+/// Passes fields on to a line, except [`NOT_SPAN_ATTRIBUTES`].
+struct AttributeFilter<'a, 'b>(&'a mut ObjectLine<'b>);
+
+impl Sink for AttributeFilter<'_, '_> {
+    fn bytes(&mut self, key: &str, value: &[u8], max_chars: usize) {
+        if !NOT_SPAN_ATTRIBUTES.contains(&key) {
+            self.0.bytes(key, value, max_chars);
+        }
+    }
+    fn plain(&mut self, key: &str, value: &str) {
+        if !NOT_SPAN_ATTRIBUTES.contains(&key) {
+            self.0.plain(key, value);
+        }
+    }
+    fn number(&mut self, key: &str, value: &str) {
+        if !NOT_SPAN_ATTRIBUTES.contains(&key) {
+            self.0.raw(key, value);
+        }
+    }
+}
+
+/// Writes the access log's fields of `r` as span attributes into an open JSON object of
+/// `line`: the same fields, limits and redaction as [`write_json`], without the ids, the
+/// duration and `service.name`.
+pub fn write_attributes(r: &Record<'_>, line: &mut ObjectLine<'_>) {
+    emit(r, &mut AttributeFilter(line));
 }
 
 /// Appends the JSON line of `r` (ending in `\n`) to `out`.
@@ -1024,35 +1072,51 @@ mod tests {
     #[test]
     fn filtering_rules() {
         let mut c = crate::Config::default().log;
-        assert!(c.should_log(Level::Info, true, false, false, 0));
+        assert!(c.should_log(Level::Info, true, false, false, 0, None));
         assert!(
-            !c.should_log(Level::Info, true, false, true, 0),
+            !c.should_log(Level::Info, true, false, true, 0, None),
             "skip path"
         );
         assert!(
-            c.should_log(Level::Warn, false, false, true, 0),
+            c.should_log(Level::Warn, false, false, true, 0, None),
             "skip path only for successes"
         );
         assert!(
-            c.should_log(Level::Info, true, true, true, 0),
+            c.should_log(Level::Info, true, true, true, 0, None),
             "slow beats skip"
         );
         c.level = Level::Warn;
-        assert!(!c.should_log(Level::Info, true, true, false, 0));
-        assert!(c.should_log(Level::Error, false, false, false, 0));
+        assert!(!c.should_log(Level::Info, true, true, false, 0, None));
+        assert!(c.should_log(Level::Error, false, false, false, 0, None));
         c.level = Level::Info;
         c.sample_rate_ppm = 0;
-        assert!(!c.should_log(Level::Info, true, false, false, 0));
+        assert!(!c.should_log(Level::Info, true, false, false, 0, None));
         assert!(
-            c.should_log(Level::Warn, false, false, false, u32::MAX),
+            c.should_log(Level::Warn, false, false, false, u32::MAX, None),
             "errors are not sampled"
         );
         assert!(
-            c.should_log(Level::Info, true, true, false, u32::MAX),
+            c.should_log(Level::Info, true, true, false, u32::MAX, None),
             "slow requests are not sampled"
         );
+        // Following the trace: the trace decision replaces the rate, for successes only.
+        c.follow_trace = true;
+        assert!(c.should_log(Level::Info, true, false, false, u32::MAX, Some(true)));
+        assert!(
+            !c.should_log(Level::Info, true, false, true, 0, Some(true)),
+            "skip path"
+        );
+        c.sample_rate_ppm = 1_000_000;
+        assert!(!c.should_log(Level::Info, true, false, false, 0, Some(false)));
+        assert!(c.should_log(Level::Error, false, false, false, 0, Some(false)));
+        assert!(
+            c.should_log(Level::Info, true, true, false, 0, Some(false)),
+            "slow"
+        );
+        // Without trace context the rate applies.
+        assert!(c.should_log(Level::Info, true, false, false, 0, None));
         c.enabled = false;
-        assert!(!c.should_log(Level::Error, false, false, false, 0));
+        assert!(!c.should_log(Level::Error, false, false, false, 0, None));
     }
 
     #[test]

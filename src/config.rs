@@ -21,6 +21,8 @@
 //! | `EDGE_OBS_REQUEST_ID_POLICY` | `accept` \| `reject` | `accept` | `reject`: never trust client ids, always generate. |
 //! | `EDGE_OBS_REQUEST_ID_FORMAT` | `uuid-v7` \| `uuid-v4` | `uuid-v7` | Format of generated ids. |
 //! | `EDGE_OBS_TRACE_CONTEXT` | `on` \| `off` | `on` | W3C Trace Context: continue or start a trace, forward `traceparent`. |
+//! | `EDGE_OBS_TRACE_SAMPLE_RATIO` | decimal 0–1 | `1.0` | Share of new traces sampled, decided from the trace id as OpenTelemetry's `TraceIdRatioBased` does; a caller's `traceparent` keeps its sampled flag. |
+//! | `EDGE_OBS_SPANS` | `on` \| `off` | `on` | Write the `edge_obs.span.v1` span event line for every sampled request. |
 //! | `EDGE_OBS_SECURITY_HEADERS` | `on` \| `off` | `on` | Add the security header baseline to responses. |
 //! | `EDGE_OBS_SECURITY_HEADERS_MODE` | `override` \| `if-absent` | `override` | `override` replaces app values (never duplicates); `if-absent` keeps them. |
 //! | `EDGE_OBS_SECURITY_STRICT_TRANSPORT_SECURITY` | value \| `off` | `max-age=63072000; includeSubDomains` | HSTS value; `off` drops just this header. |
@@ -44,6 +46,7 @@
 //! | `EDGE_OBS_LOG_FORMAT` | `json` \| `pretty` | `json` | JSON lines, or one human-readable line per request. |
 //! | `EDGE_OBS_LOG_LEVEL` | `debug` \| `info` \| `warn` \| `error` | `info` | Minimum level logged (info: <400, warn: 4xx, error: 5xx and failures). |
 //! | `EDGE_OBS_LOG_SAMPLE_RATE` | decimal 0–1 | `1.0` | Share of successful, fast requests logged; errors and slow requests are always logged. |
+//! | `EDGE_OBS_LOG_FOLLOW_TRACE` | `on` \| `off` | `off` | `on`: a successful, fast request is logged exactly when its trace is sampled (instead of by `EDGE_OBS_LOG_SAMPLE_RATE`), so sampled traces always have their log lines. |
 //! | `EDGE_OBS_LOG_SLOW_MS` | 0–3600000 | `1000` | Requests taking at least this long are always logged; `0` disables the rule. |
 //! | `EDGE_OBS_LOG_SKIP_PATHS` | comma list of exact paths | `/livez,/readyz,/healthz,/startupz` | Successful requests to these paths are not logged. |
 //! | `EDGE_OBS_LOG_START` | `on` \| `off` | `off` | Also log a debug line when a request arrives (needs `EDGE_OBS_LOG_LEVEL=debug`). |
@@ -82,7 +85,7 @@ use crate::redact::{self, Redaction};
 use crate::request_id::{IdFormat, MAX_LEN_LIMIT, Policy, RequestIdConfig};
 use crate::route::RouteTemplate;
 use crate::security_headers::{self, BASELINE, Mode, SecurityHeaders};
-use crate::trace_context::{TRACEPARENT, TRACESTATE};
+use crate::trace_context::{RatioSampler, TRACEPARENT, TRACESTATE};
 
 /// Prefix of every variable read.
 pub const PREFIX: &str = "EDGE_OBS_";
@@ -101,6 +104,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EDGE_OBS_REQUEST_ID_POLICY",
     "EDGE_OBS_REQUEST_ID_FORMAT",
     "EDGE_OBS_TRACE_CONTEXT",
+    "EDGE_OBS_TRACE_SAMPLE_RATIO",
+    "EDGE_OBS_SPANS",
     "EDGE_OBS_SECURITY_HEADERS",
     "EDGE_OBS_SECURITY_HEADERS_MODE",
     "EDGE_OBS_SECURITY_STRICT_TRANSPORT_SECURITY",
@@ -124,6 +129,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EDGE_OBS_LOG_FORMAT",
     "EDGE_OBS_LOG_LEVEL",
     "EDGE_OBS_LOG_SAMPLE_RATE",
+    "EDGE_OBS_LOG_FOLLOW_TRACE",
     "EDGE_OBS_LOG_SLOW_MS",
     "EDGE_OBS_LOG_SKIP_PATHS",
     "EDGE_OBS_LOG_START",
@@ -171,6 +177,10 @@ pub struct Config {
     pub request_id: RequestIdConfig,
     /// Whether W3C Trace Context is handled (`EDGE_OBS_TRACE_CONTEXT`).
     pub trace_context: bool,
+    /// How new traces are sampled (`EDGE_OBS_TRACE_SAMPLE_RATIO`).
+    pub trace_sampler: RatioSampler,
+    /// Whether span event lines are written for sampled requests (`EDGE_OBS_SPANS`).
+    pub spans: bool,
     /// Security header baseline.
     pub security: SecurityHeaders,
     /// Response headers removed (`EDGE_OBS_REMOVE_RESPONSE_HEADERS`).
@@ -434,6 +444,8 @@ impl Env {
         let redaction = self.redaction();
         let request_id = self.request_id(&redaction);
         let trace_context = self.switch("EDGE_OBS_TRACE_CONTEXT", true);
+        let trace_sampler = RatioSampler::from_ppm(self.rate("EDGE_OBS_TRACE_SAMPLE_RATIO"));
+        let spans = self.switch("EDGE_OBS_SPANS", true);
         let security = self.security();
         let remove_response_headers = self.header_names(
             "EDGE_OBS_REMOVE_RESPONSE_HEADERS",
@@ -491,6 +503,8 @@ impl Env {
             body_size_mode,
             request_id,
             trace_context,
+            trace_sampler,
+            spans,
             security,
             remove_response_headers,
             server_timing,
@@ -810,7 +824,8 @@ impl Env {
             &["info", "debug", "warn", "error", "warning"],
             "expected one of: debug, info, warn, error",
         )];
-        let sample_rate_ppm = self.sample_rate();
+        let sample_rate_ppm = self.rate("EDGE_OBS_LOG_SAMPLE_RATE");
+        let follow_trace = self.switch("EDGE_OBS_LOG_FOLLOW_TRACE", false);
         let slow_ms = self.number(
             "EDGE_OBS_LOG_SLOW_MS",
             (0, 3_600_000),
@@ -859,6 +874,7 @@ impl Env {
             format,
             level,
             sample_rate_ppm,
+            follow_trace,
             slow_ms,
             skip_paths,
             start_line,
@@ -881,14 +897,14 @@ impl Env {
         list
     }
 
-    fn sample_rate(&mut self) -> u32 {
-        const NAME: &str = "EDGE_OBS_LOG_SAMPLE_RATE";
-        let Some(raw) = self.take(NAME) else {
+    /// A rate from 0 to 1 in millionths; 1 when unset or invalid.
+    fn rate(&mut self, name: &str) -> u32 {
+        let Some(raw) = self.take(name) else {
             return 1_000_000;
         };
         parse_rate(&raw).unwrap_or_else(|| {
             self.issue(
-                NAME,
+                name,
                 &raw,
                 "expected a decimal number from 0.0 to 1.0",
                 "1.0",

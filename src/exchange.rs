@@ -26,6 +26,7 @@ use crate::json::{self, ObjectLine};
 use crate::metrics::{self, MetricEvent};
 use crate::redact::Redaction;
 use crate::request_id::{self, Replaced};
+use crate::span::{self, SpanEvent};
 use crate::trace_context::{self, TraceIds};
 use crate::{client_addr, problem, route, security_headers, timestamp};
 
@@ -401,7 +402,8 @@ impl Middleware {
             headers.insert(cfg.request_id.header.clone(), resolved.value.clone());
             if cfg.trace_context {
                 let trace_random: [u8; 24] = random[16..40].try_into().unwrap_or([1; 24]);
-                trace = Some(trace_context::process(headers, &trace_random).ids);
+                trace =
+                    Some(trace_context::process(headers, &trace_random, &cfg.trace_sampler).ids);
             }
         }
 
@@ -500,12 +502,10 @@ impl Exchange {
             return;
         }
         if cfg.log_context.enabled {
-            self.context = access_log::take_context(
-                &cfg.log_context,
-                &cfg.redaction,
-                headers,
-                cfg.log.enabled,
-            );
+            // The span event carries the context too (issue 10), also with logging off.
+            let capture = cfg.log.enabled || self.writes_span();
+            self.context =
+                access_log::take_context(&cfg.log_context, &cfg.redaction, headers, capture);
         }
         self.decorate(headers, app_time);
         self.apply_cors(headers);
@@ -558,7 +558,8 @@ impl Exchange {
 
     /// The exchange ended (response body fully sent, or failed). Returns everything to write
     /// to stdout in one write: the access-log line (unless filtered by level, sampling or skip
-    /// paths) followed by the metric event line (unless metrics are disabled). Possibly empty.
+    /// paths), the span event line (when the trace is sampled and spans are on) and the metric
+    /// event line (unless metrics are disabled). Possibly empty.
     /// Each line ends with `\n`.
     pub fn finish(self, end: Completion) -> String {
         let elapsed = self.started.elapsed();
@@ -591,15 +592,17 @@ impl Exchange {
             .or_else(|| self.known_response_size());
         let level = Level::for_outcome(status, failed);
         let success = !failed && status.is_some_and(|s| s < 400);
+        let trace_sampled = self.trace.as_ref().map(TraceIds::sampled);
         let log = cfg.log.should_log(
             level,
             success,
             cfg.log.is_slow(elapsed),
             self.skip_path,
             self.sample_draw,
+            trace_sampled,
         );
-        if log {
-            out.reserve(1024);
+        let span = self.writes_span();
+        if log || span {
             let query = self.query();
             let mut r = self.record(level, EVENT_REQUEST, ended_at.as_str(), &query);
             r.status = status;
@@ -607,7 +610,21 @@ impl Exchange {
             r.request_body_size = request_body_size;
             r.response_body_size = response_body_size;
             r.error_type = error_type;
-            write_record(cfg.log.format, &r, &mut out);
+            if log {
+                out.reserve(1024);
+                write_record(cfg.log.format, &r, &mut out);
+            }
+            if let (true, Some(trace)) = (span, self.trace.as_ref()) {
+                out.reserve(1024);
+                let ev = SpanEvent {
+                    trace,
+                    method: &self.method,
+                    start: self.started_at,
+                    duration: elapsed,
+                    record: &r,
+                };
+                span::write(&ev, &mut out);
+            }
         }
         if cfg.metrics {
             out.reserve(320);
@@ -625,6 +642,11 @@ impl Exchange {
             metrics::write(&ev, &mut out);
         }
         out
+    }
+
+    /// Whether [`Exchange::finish`] writes a span event: spans on and the trace sampled.
+    fn writes_span(&self) -> bool {
+        self.config.spans && self.trace.as_ref().is_some_and(TraceIds::sampled)
     }
 
     fn route_str(&self) -> Option<&str> {

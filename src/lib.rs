@@ -19,6 +19,7 @@ pub mod redact;
 pub mod request_id;
 pub mod route;
 pub mod security_headers;
+pub mod span;
 pub mod timestamp;
 pub mod trace_context;
 

@@ -460,13 +460,13 @@ proptest! {
     }
 
     #[test]
-    fn a_valid_traceparent_is_continued_with_a_new_span(trace_id in any::<[u8; 16]>(), parent in any::<[u8; 8]>(), flags in any::<u8>(), random in any::<[u8; 24]>(), state in "[a-z0-9]{1,8}=[ -~&&[^,=]]{1,20}") {
+    fn a_valid_traceparent_is_continued_with_a_new_span(trace_id in any::<[u8; 16]>(), parent in any::<[u8; 8]>(), flags in any::<u8>(), random in any::<[u8; 24]>(), state in "[a-z][a-z0-9]{0,7}=[ -~&&[^,=]]{0,19}[!-~&&[^,=]]") {
         prop_assume!(trace_id != [0; 16] && parent != [0; 8]);
         let incoming = crate::trace_context::TraceIds { trace_id, span_id: parent, parent_span_id: None, flags }.traceparent();
         let mut headers = HeaderMap::new();
         headers.insert("traceparent", value(&incoming));
         headers.insert("tracestate", value(state.as_bytes()));
-        let outcome = crate::trace_context::process(&mut headers, &random);
+        let outcome = crate::trace_context::process(&mut headers, &random, &Default::default());
         prop_assert_eq!(outcome.ids.trace_id, trace_id);
         prop_assert_eq!(outcome.ids.parent_span_id, Some(parent));
         prop_assert_eq!(outcome.ids.flags, flags);
@@ -475,6 +475,72 @@ proptest! {
         prop_assert_eq!(forwarded.trace_id, trace_id);
         prop_assert_eq!(forwarded.parent_id, outcome.ids.span_id);
         prop_assert_eq!(headers["tracestate"].as_bytes(), state.as_bytes());
+    }
+
+    #[test]
+    fn tracestate_lists_that_follow_the_grammar_are_kept(
+        members in prop::collection::vec((tracestate_key(), "[ -~&&[^,=]]{0,30}[!-~&&[^,=]]"), 1..12),
+        ows in prop::collection::vec("[ \t]{0,2}", 24),
+    ) {
+        let mut seen = Vec::new();
+        let mut list = String::new();
+        for (i, (k, v)) in members.iter().enumerate() {
+            if seen.contains(k) {
+                continue;
+            }
+            seen.push(k.clone());
+            if !list.is_empty() {
+                list.push_str(&ows[2 * i]);
+                list.push(',');
+            }
+            list.push_str(&ows[2 * i + 1]);
+            list.push_str(&format!("{k}={v}"));
+        }
+        prop_assume!(list.len() <= 512);
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", value(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        headers.insert("tracestate", value(list.as_bytes()));
+        crate::trace_context::process(&mut headers, &[7; 24], &Default::default());
+        prop_assert_eq!(headers.get("tracestate").map(|v| v.as_bytes()), Some(list.as_bytes()));
+    }
+
+    #[test]
+    fn one_member_off_the_grammar_drops_the_whole_tracestate(
+        good in prop::collection::vec((tracestate_key(), "[a-z0-9]{1,8}"), 0..6),
+        bad in prop::sample::select(vec![
+            "foo =1", "@foo=1", "foo=bar=baz", "Foo=1", "1foo=1", "foo=", "=1", "foo", "foo=a b=c",
+            "foo@=1", "foo@1sys=1", "t@s@x=1", "foo=\u{7f}", "foo=\u{e9}",
+        ]),
+        long_key in any::<bool>(),
+        at in any::<prop::sample::Index>(),
+    ) {
+        let bad = if long_key { format!("{}=1", "k".repeat(300)) } else { bad.to_string() };
+        let mut items: Vec<String> = good.iter().enumerate().map(|(i, (k, v))| format!("{k}{i}={v}")).collect();
+        items.insert(at.index(items.len() + 1), bad.clone());
+        let list = items.join(",");
+        let mut headers = HeaderMap::new();
+        headers.insert("traceparent", value(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"));
+        let Ok(v) = http::HeaderValue::from_bytes(list.as_bytes()) else { return Ok(()) };
+        headers.insert("tracestate", v);
+        crate::trace_context::process(&mut headers, &[7; 24], &Default::default());
+        prop_assert!(headers.get("tracestate").is_none(), "kept {:?}", list);
+    }
+
+    #[test]
+    fn ratio_sampling_decides_like_trace_id_ratio_based(ppm in 0u32..=1_000_000, trace_id in any::<[u8; 16]>(), more in 0u32..=1_000_000) {
+        let sampler = crate::trace_context::RatioSampler::from_ppm(ppm);
+        // OpenTelemetry's TraceIdRatioBased: (ratio * 2^63) as u64 against the trace id's
+        // last 8 bytes (big-endian) shifted right by one.
+        let ratio = f64::from(ppm) / 1e6;
+        let bound = (ratio * (1u64 << 63) as f64) as u64;
+        let x = u64::from_be_bytes(trace_id[8..].try_into().unwrap()) >> 1;
+        // Away from the bound (float rounding), both rules agree exactly.
+        if ppm == 1_000_000 || x.abs_diff(bound) > 1 << 12 {
+            prop_assert_eq!(sampler.sampled(&trace_id), ppm == 1_000_000 || x < bound);
+        }
+        // A higher ratio samples a superset of the traces a lower one samples.
+        let higher = crate::trace_context::RatioSampler::from_ppm(ppm.max(more));
+        prop_assert!(!sampler.sampled(&trace_id) || higher.sampled(&trace_id));
     }
 
     #[test]
@@ -507,4 +573,12 @@ fn header_names_from_http_are_plain_keys() {
     }
     assert!(HeaderName::from_bytes(b"a\"b").is_err());
     assert!(HeaderName::from_bytes(b"a\\b").is_err());
+}
+
+/// A `tracestate` key by the W3C grammar: simple or `tenant@system`.
+fn tracestate_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        "[a-z][a-z0-9_*/-]{0,20}",
+        "[a-z0-9][a-z0-9_*/-]{0,10}@[a-z][a-z0-9_*/-]{0,13}",
+    ]
 }

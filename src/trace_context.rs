@@ -18,9 +18,9 @@ pub const TRACESTATE_MAX_LEN: usize = 512;
 /// Most `tracestate` list members allowed by the spec.
 pub const TRACESTATE_MAX_MEMBERS: usize = 32;
 
-/// Trace flags we use for traces we start: `01` (sampled), so that a request first seen by
-/// this middleware is recorded by downstream tracers that honour the flag.
-pub const NEW_TRACE_FLAGS: u8 = 0x01;
+/// Trace flags of a trace we start when the sampler says yes: `01` (sampled); otherwise
+/// `00`.
+pub const NEW_TRACE_FLAGS: u8 = FLAG_SAMPLED;
 
 /// A parsed, valid `traceparent`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,11 @@ pub struct TraceIds {
 }
 
 impl TraceIds {
+    /// Whether this hop's trace is sampled (the flag we forward).
+    pub fn sampled(&self) -> bool {
+        self.flags & FLAG_SAMPLED != 0
+    }
+
     /// The `traceparent` value to forward: `00-<trace>-<our span>-<flags>`.
     pub fn traceparent(&self) -> [u8; 55] {
         let mut out = [b'-'; 55];
@@ -194,21 +199,138 @@ fn incoming(headers: &HeaderMap) -> Option<Result<TraceParent, TraceParentError>
     Some(parse_traceparent(first.as_bytes()))
 }
 
-/// Whether the request's `tracestate` may be forwarded as is: at most
-/// [`TRACESTATE_MAX_LEN`] characters in total and [`TRACESTATE_MAX_MEMBERS`] list members.
+/// Whether the request's `tracestate` may be forwarded as is: every list member parses
+/// against the W3C grammar (see [`valid_member`]), keys are unique, and the whole is at most
+/// [`TRACESTATE_MAX_LEN`] characters (header lines joined with `", "`) and
+/// [`TRACESTATE_MAX_MEMBERS`] members. A `tracestate` that does not parse must not be
+/// propagated, so anything else drops it whole.
 pub fn tracestate_forwardable(headers: &HeaderMap) -> bool {
     let mut len = 0usize;
+    // Keys seen so far, for the uniqueness rule; at most 32 by the member limit.
+    let mut keys: [&[u8]; TRACESTATE_MAX_MEMBERS] = [&[]; TRACESTATE_MAX_MEMBERS];
     let mut members = 0usize;
     for (i, v) in headers.get_all(TRACESTATE).iter().enumerate() {
         len += v.len() + if i > 0 { 2 } else { 0 };
-        members += v
-            .as_bytes()
-            .split(|&b| b == b',')
-            .filter(|m| !m.trim_ascii().is_empty())
-            .count();
+        if len > TRACESTATE_MAX_LEN {
+            return false;
+        }
+        for m in v.as_bytes().split(|&b| b == b',') {
+            let m = trim_ows(m);
+            // Empty members (`a=1,,b=2`) are allowed by the list grammar and skipped.
+            if m.is_empty() {
+                continue;
+            }
+            let Some(key) = valid_member(m) else {
+                return false;
+            };
+            if members == TRACESTATE_MAX_MEMBERS || keys[..members].contains(&key) {
+                return false;
+            }
+            keys[members] = key;
+            members += 1;
+        }
     }
-    len <= TRACESTATE_MAX_LEN && members <= TRACESTATE_MAX_MEMBERS
+    true
 }
+
+/// Spaces and tabs around a list member (HTTP optional whitespace).
+fn trim_ows(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// Characters allowed after the first one of a key or tenant/system id.
+fn key_char(c: u8) -> bool {
+    matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
+}
+
+/// A simple key (`lcalpha 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/")`) or the
+/// multi-tenant form `tenant@system` (tenant: `(lcalpha / DIGIT)` then up to 240 key
+/// characters; system: `lcalpha` then up to 13 key characters).
+pub fn valid_key(key: &[u8]) -> bool {
+    match key.iter().position(|&c| c == b'@') {
+        None => {
+            (1..=256).contains(&key.len())
+                && key[0].is_ascii_lowercase()
+                && key[1..].iter().all(|&c| key_char(c))
+        }
+        Some(at) => {
+            let (tenant, system) = (&key[..at], &key[at + 1..]);
+            (1..=241).contains(&tenant.len())
+                && (tenant[0].is_ascii_lowercase() || tenant[0].is_ascii_digit())
+                && tenant[1..].iter().all(|&c| key_char(c))
+                && (1..=14).contains(&system.len())
+                && system[0].is_ascii_lowercase()
+                && system[1..].iter().all(|&c| key_char(c))
+        }
+    }
+}
+
+/// A value: 1 to 256 printable ASCII characters (0x20-0x7E) except `,` and `=`, not ending in
+/// a space.
+pub fn valid_value(value: &[u8]) -> bool {
+    (1..=256).contains(&value.len())
+        && value
+            .iter()
+            .all(|&c| (0x20..=0x7E).contains(&c) && c != b',' && c != b'=')
+        && value.last() != Some(&b' ')
+}
+
+/// Parses one list member `key=value` (already stripped of surrounding whitespace); returns
+/// its key when valid.
+pub fn valid_member(member: &[u8]) -> Option<&[u8]> {
+    let eq = member.iter().position(|&c| c == b'=')?;
+    let (key, value) = (&member[..eq], &member[eq + 1..]);
+    (valid_key(key) && valid_value(value)).then_some(key)
+}
+
+/// The parent-based sampler's rule for new traces, as OpenTelemetry's `TraceIdRatioBased`
+/// decides it: a trace is sampled when the last 8 bytes of its id, read big-endian and
+/// shifted right by one, are below `ratio * 2^63`. Every hop that uses the same rule and
+/// ratio reaches the same decision for the same trace id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RatioSampler {
+    /// `None` samples everything (ratio 1); else the exclusive upper bound of the 63-bit
+    /// value taken from the trace id.
+    bound: Option<u64>,
+}
+
+impl Default for RatioSampler {
+    fn default() -> Self {
+        RatioSampler::from_ppm(1_000_000)
+    }
+}
+
+impl RatioSampler {
+    /// A sampler for a ratio given in millionths (`1_000_000` = every trace).
+    pub fn from_ppm(ppm: u32) -> Self {
+        let bound = (ppm < 1_000_000).then(|| ((u128::from(ppm) << 63) / 1_000_000) as u64);
+        RatioSampler { bound }
+    }
+
+    /// Whether every new trace is sampled.
+    pub fn samples_all(&self) -> bool {
+        self.bound.is_none()
+    }
+
+    /// Whether a new trace with this id is sampled.
+    pub fn sampled(&self, trace_id: &[u8; 16]) -> bool {
+        let Some(bound) = self.bound else {
+            return true;
+        };
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&trace_id[8..]);
+        (u64::from_be_bytes(low) >> 1) < bound
+    }
+}
+
+/// The `sampled` bit of the trace flags.
+pub const FLAG_SAMPLED: u8 = 0x01;
 
 /// Makes sure an id from random bytes is not all zero (which the spec forbids).
 fn non_zero<const N: usize>(mut id: [u8; N]) -> [u8; N] {
@@ -220,8 +342,9 @@ fn non_zero<const N: usize>(mut id: [u8; N]) -> [u8; N] {
 
 /// Decides the trace ids of this hop from the request headers and `random` (24 random bytes:
 /// 16 for a possible new trace id, 8 for the span id), and updates `headers` for forwarding:
-/// `traceparent` replaced with ours, `tracestate` kept or removed.
-pub fn process(headers: &mut HeaderMap, random: &[u8; 24]) -> Outcome {
+/// `traceparent` replaced with ours, `tracestate` kept or removed. Sampling is parent-based: a
+/// continued trace keeps its flags, a new one is sampled by `sampler`.
+pub fn process(headers: &mut HeaderMap, random: &[u8; 24], sampler: &RatioSampler) -> Outcome {
     let mut span_id = [0u8; 8];
     span_id.copy_from_slice(&random[16..]);
     let span_id = non_zero(span_id);
@@ -242,11 +365,17 @@ pub fn process(headers: &mut HeaderMap, random: &[u8; 24]) -> Outcome {
             headers.remove(TRACESTATE);
             let mut trace_id = [0u8; 16];
             trace_id.copy_from_slice(&random[..16]);
+            let trace_id = non_zero(trace_id);
+            let flags = if sampler.sampled(&trace_id) {
+                NEW_TRACE_FLAGS
+            } else {
+                0
+            };
             let ids = TraceIds {
-                trace_id: non_zero(trace_id),
+                trace_id,
                 span_id,
                 parent_span_id: None,
-                flags: NEW_TRACE_FLAGS,
+                flags,
             };
             (ids, other.and_then(Result::err))
         }
@@ -352,7 +481,7 @@ mod tests {
             (&TRACEPARENT, VALID.as_bytes()),
             (&TRACESTATE, b"congo=t61rcWkgMzE"),
         ]);
-        let out = process(&mut h, &RND);
+        let out = process(&mut h, &RND, &RatioSampler::default());
         assert_eq!(out.rejected, None);
         let tp = parse_traceparent(VALID.as_bytes()).unwrap();
         assert_eq!(out.ids.trace_id, tp.trace_id);
@@ -373,7 +502,7 @@ mod tests {
             (&TRACESTATE, b"a=1"),
             (&TRACESTATE, b"b=2, c=3"),
         ]);
-        process(&mut h, &RND);
+        process(&mut h, &RND, &RatioSampler::default());
         let v: Vec<_> = h.get_all(TRACESTATE).iter().collect();
         assert_eq!(v, ["a=1", "b=2, c=3"]);
     }
@@ -382,7 +511,7 @@ mod tests {
     fn drops_oversized_tracestate() {
         let big = vec![b'a'; 513];
         let mut h = headers(&[(&TRACEPARENT, VALID.as_bytes()), (&TRACESTATE, &big)]);
-        process(&mut h, &RND);
+        process(&mut h, &RND, &RatioSampler::default());
         assert!(h.get(TRACESTATE).is_none());
         let many = (0..33)
             .map(|i| format!("k{i}=v"))
@@ -392,7 +521,7 @@ mod tests {
             (&TRACEPARENT, VALID.as_bytes()),
             (&TRACESTATE, many.as_bytes()),
         ]);
-        process(&mut h, &RND);
+        process(&mut h, &RND, &RatioSampler::default());
         assert!(h.get(TRACESTATE).is_none());
         let ok = (0..32)
             .map(|i| format!("k{i}=v"))
@@ -402,7 +531,7 @@ mod tests {
             (&TRACEPARENT, VALID.as_bytes()),
             (&TRACESTATE, ok.as_bytes()),
         ]);
-        process(&mut h, &RND);
+        process(&mut h, &RND, &RatioSampler::default());
         assert_eq!(h.get(TRACESTATE).unwrap().as_bytes(), ok.as_bytes());
     }
 
@@ -417,7 +546,7 @@ mod tests {
                 Some(v) => headers(&[(&TRACEPARENT, v), (&TRACESTATE, b"congo=x")]),
                 None => headers(&[(&TRACESTATE, b"congo=x")]),
             };
-            let out = process(&mut h, &RND);
+            let out = process(&mut h, &RND, &RatioSampler::default());
             assert_eq!(out.ids.parent_span_id, None);
             assert_eq!(out.ids.trace_id, [0xAB; 16]);
             assert_eq!(out.ids.flags, NEW_TRACE_FLAGS);
@@ -438,7 +567,7 @@ mod tests {
             (&TRACEPARENT, VALID.as_bytes()),
             (&TRACEPARENT, VALID.as_bytes()),
         ]);
-        let out = process(&mut h, &RND);
+        let out = process(&mut h, &RND, &RatioSampler::default());
         assert_eq!(out.rejected, Some(TraceParentError::Multiple));
         assert_eq!(h.get_all(TRACEPARENT).iter().count(), 1);
         assert_ne!(
@@ -450,9 +579,120 @@ mod tests {
     #[test]
     fn zero_random_bytes_still_give_valid_ids() {
         let mut h = HeaderMap::new();
-        let out = process(&mut h, &[0; 24]);
+        let out = process(&mut h, &[0; 24], &RatioSampler::default());
         assert_ne!(out.ids.trace_id, [0; 16]);
         assert_ne!(out.ids.span_id, [0; 8]);
         assert!(parse_traceparent(h.get(TRACEPARENT).unwrap().as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn hostile_tracestates_are_dropped_whole() {
+        let long_key = format!("{}=1", "a".repeat(300));
+        for bad in [
+            "foo =1",
+            "@foo=1",
+            long_key.as_str(),
+            "foo=bar=baz",
+            "congo=x,foo =1",
+            "a=1,a=2",
+            "UPPER=1",
+            "t@toolongsystemid=1",
+        ] {
+            let mut h = headers(&[
+                (&TRACEPARENT, VALID.as_bytes()),
+                (&TRACESTATE, bad.as_bytes()),
+            ]);
+            process(&mut h, &RND, &RatioSampler::default());
+            assert!(h.get(TRACESTATE).is_none(), "{bad:?} was forwarded");
+        }
+        // A bad member on a second header line drops the first line too.
+        let mut h = headers(&[
+            (&TRACEPARENT, VALID.as_bytes()),
+            (&TRACESTATE, b"congo=t61rcWkgMzE"),
+            (&TRACESTATE, b"foo=bar=baz"),
+        ]);
+        process(&mut h, &RND, &RatioSampler::default());
+        assert!(h.get(TRACESTATE).is_none());
+    }
+
+    #[test]
+    fn grammar_edges_are_accepted() {
+        let key256 = format!("{}=1", "k".repeat(256));
+        let tenant = format!("{}@{}=1", "1".repeat(241), "s".repeat(14));
+        let value256 = format!("k={}", "v".repeat(256));
+        for good in [
+            "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7",
+            "a=1,,b=2",
+            "a=1 ,\tb=2",
+            "a_-*/9=1",
+            "3tenant@sys=x",
+            "k= leading space ok",
+            key256.as_str(),
+            tenant.as_str(),
+            value256.as_str(),
+        ] {
+            assert!(valid_list(good.as_bytes()), "{good:?} should be forwarded");
+        }
+        for bad in [
+            format!("{}=1", "k".repeat(257)),
+            format!("{}@s=1", "1".repeat(242)),
+            format!("t@{}=1", "s".repeat(15)),
+            format!("k={}", "v".repeat(257)),
+        ] {
+            assert!(!valid_list(bad.as_bytes()), "{bad:?} should be dropped");
+        }
+    }
+
+    fn valid_list(v: &[u8]) -> bool {
+        let mut h = HeaderMap::new();
+        h.insert(TRACESTATE, HeaderValue::from_bytes(v).unwrap());
+        tracestate_forwardable(&h)
+    }
+
+    #[test]
+    fn new_traces_are_sampled_by_ratio_and_continued_ones_keep_their_flag() {
+        let never = RatioSampler::from_ppm(0);
+        let half = RatioSampler::from_ppm(500_000);
+        let mut h = HeaderMap::new();
+        let out = process(&mut h, &RND, &never);
+        assert!(!out.ids.sampled());
+        assert!(
+            h.get(TRACEPARENT)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("-00")
+        );
+        // Ratio 0.5: the decision is the trace id's top bit of the last 8 bytes.
+        let mut low = [0u8; 24];
+        low[8] = 0x7f;
+        assert!(process(&mut HeaderMap::new(), &low, &half).ids.sampled());
+        low[8] = 0x80;
+        assert!(!process(&mut HeaderMap::new(), &low, &half).ids.sampled());
+        // A caller's decision wins, either way.
+        let mut h = headers(&[(&TRACEPARENT, VALID.as_bytes())]);
+        assert!(process(&mut h, &RND, &never).ids.sampled());
+        let unsampled = VALID.replace("-01", "-00");
+        let mut h = headers(&[(&TRACEPARENT, unsampled.as_bytes())]);
+        let out = process(&mut h, &RND, &RatioSampler::default());
+        assert!(!out.ids.sampled());
+        assert!(
+            h.get(TRACEPARENT)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("-00")
+        );
+    }
+
+    #[test]
+    fn sampler_bounds() {
+        assert!(RatioSampler::default().samples_all());
+        assert!(!RatioSampler::from_ppm(999_999).samples_all());
+        let all_ones = [0xff; 16];
+        assert!(RatioSampler::default().sampled(&all_ones));
+        assert!(!RatioSampler::from_ppm(999_999).sampled(&all_ones));
+        assert!(!RatioSampler::from_ppm(0).sampled(&[0; 16]));
+        assert!(RatioSampler::from_ppm(1).sampled(&[0; 16]));
     }
 }

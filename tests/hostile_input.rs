@@ -392,6 +392,45 @@ fn oversized_tracestate_is_dropped_but_the_trace_continues() {
 }
 
 #[test]
+fn tracestate_off_the_w3c_grammar_is_dropped_whole() {
+    let host = Host::start(&[]);
+    let traceparent = format!("00-{TRACE_ID}-{PARENT_ID}-01");
+    let long_key = format!("{}=1", "k".repeat(300));
+    for bad in [
+        "foo =1",
+        "@foo=1",
+        long_key.as_str(),
+        "foo=bar=baz",
+        "vendor=abc,foo =1",
+        "Vendor=abc",
+        "a=1,a=2",
+    ] {
+        let response = get(
+            host.addr,
+            "/",
+            &[("traceparent", &traceparent), ("tracestate", bad)],
+        );
+        let app = &response.json()["headers"];
+        assert!(app.get("tracestate").is_none(), "{bad:?} was forwarded");
+        assert!(
+            app["traceparent"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("00-{TRACE_ID}-")),
+            "the trace continues"
+        );
+    }
+    // The multi-tenant form and optional whitespace are fine.
+    let good = "tenant@vendor=a b, congo=t61rcWkgMzE";
+    let response = get(
+        host.addr,
+        "/",
+        &[("traceparent", &traceparent), ("tracestate", good)],
+    );
+    assert_eq!(response.json()["headers"]["tracestate"], good);
+}
+
+#[test]
 fn tracestate_without_traceparent_is_dropped() {
     let host = Host::start(&[]);
     let response = get(host.addr, "/", &[("tracestate", "vendor=orphan")]);
@@ -791,6 +830,9 @@ const MALFORMED: &[(&str, &str)] = &[
     ("EDGE_OBS_LOG_FORMAT", "xml"),
     ("EDGE_OBS_LOG_LEVEL", "verbose"),
     ("EDGE_OBS_LOG_SAMPLE_RATE", "1.5"),
+    ("EDGE_OBS_LOG_FOLLOW_TRACE", "perhaps"),
+    ("EDGE_OBS_TRACE_SAMPLE_RATIO", "2"),
+    ("EDGE_OBS_SPANS", "sometimes"),
     ("EDGE_OBS_LOG_SLOW_MS", "-1"),
     ("EDGE_OBS_LOG_SKIP_PATHS", "no-slash"),
     ("EDGE_OBS_LOG_START", "perhaps"),

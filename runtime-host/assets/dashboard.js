@@ -296,6 +296,8 @@
       ["instantiations", String(c.instantiations)]);
     for (const [k, n] of Object.entries(c.upstream_errors)) rows2.push(count("upstream errors: " + k, n));
     rows2.push(count("invalid metric events", c.invalid_metric_events), count("metric label overflow", c.metric_label_overflow));
+    for (const [k, n] of Object.entries(c.otlp_dropped)) rows2.push(count("OTLP dropped: " + k, n));
+    for (const [k, n] of Object.entries(c.otlp_export_errors)) rows2.push(count("OTLP export errors: " + k, n));
     $("counters").replaceChildren(kvTable(rows2, "numbers"));
     const l = stats.limits;
     $("limits").replaceChildren(kvTable([

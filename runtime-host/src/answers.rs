@@ -1,8 +1,9 @@
 //! The host's own answers. A request runtime-host answers itself (a limit, overload,
 //! draining, a guest that timed out or trapped) gets what the middleware gives every request:
 //! a request id (a valid client id kept), the security baseline, a problem+json body, one
-//! access-log line with `error.type` and one metric event. All of it comes from the core
-//! crate with the same `EDGE_OBS_*` settings, so there is one wording and one schema.
+//! access-log line with `error.type`, one metric event and, when its trace is sampled, one
+//! span event (exported over OTLP like the middleware's). All of it comes from the core crate
+//! with the same `EDGE_OBS_*` settings, so there is one wording and one schema.
 
 use crate::guest_output::OutputSink;
 use bytes::Bytes;

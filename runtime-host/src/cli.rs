@@ -15,7 +15,7 @@ use std::time::Duration;
 #[command(name = "runtime-host", version, about, long_about = None)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
-    /// A tool to run instead of serving (`compose`, `slo-rules`).
+    /// A mode other than serving (`collect`, `compose`, `slo-rules`).
     #[command(subcommand)]
     pub command: Option<crate::subcommands::Command>,
 
@@ -24,7 +24,7 @@ pub struct Args {
     pub addr: SocketAddr,
 
     /// Address for /livez, /readyz, /healthz, /startupz and /metrics. Port 0 picks a free port.
-    #[arg(long, default_value = "127.0.0.1:9464")]
+    #[arg(long, default_value = "127.0.0.1:9464", global = true)]
     pub admin_addr: SocketAddr,
 
     /// A middleware component (`wasi:http/middleware@0.3.0`). Repeat for a chain, outermost
@@ -82,7 +82,7 @@ pub struct Args {
     pub max_body_bytes: u64,
 
     /// How long in-flight requests may run after SIGTERM/SIGINT before the process exits.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_duration, global = true)]
     pub shutdown_grace: Duration,
 
     /// After SIGTERM/SIGINT, how long to keep accepting connections while `/readyz` already
@@ -117,12 +117,27 @@ pub struct Args {
     #[arg(long)]
     pub print_metric_events: bool,
 
+    /// Also print the middleware's span event lines (they feed OTLP export when it is on).
+    #[arg(long)]
+    pub print_span_events: bool,
+
+    /// OTLP/HTTP base URL to export spans, metrics and log records to (`/v1/traces`, ... are
+    /// appended); per-signal URLs and every other `OTEL_*` setting are read from the
+    /// environment (README, "OpenTelemetry export").
+    #[arg(long, env = "OTEL_EXPORTER_OTLP_ENDPOINT", global = true)]
+    pub otlp_endpoint: Option<String>,
+
+    /// `service.name` of the exported telemetry (default: from `OTEL_RESOURCE_ATTRIBUTES`, else
+    /// `unknown_service`).
+    #[arg(long, env = "OTEL_SERVICE_NAME", global = true)]
+    pub otel_service_name: Option<String>,
+
     /// Format of the host's own log lines on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     pub log_format: LogFormat,
 
     /// Host log filter (tracing `EnvFilter` syntax), e.g. `info` or `runtime_host=debug`.
-    #[arg(long, default_value = "info", env = "RUNTIME_HOST_LOG")]
+    #[arg(long, default_value = "info", env = "RUNTIME_HOST_LOG", global = true)]
     pub log: String,
 
     /// Directory for compiled components, so later starts skip compilation.

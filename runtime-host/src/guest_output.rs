@@ -4,11 +4,14 @@
 //! and lines of concurrent requests never interleave. Metric event lines
 //! (`edge_obs.metric.v1`) of middleware components, and of the host's own answers, feed the
 //! Prometheus metrics instead of being printed (unless asked). The app's metric event lines
-//! are printed as they are: an app cannot count requests that did not happen. App metric
-//! lines (`edge_obs.app_metric.v1`) of any component feed the `app_` series.
+//! are printed as they are: an app cannot count requests that did not happen. Span event
+//! lines (`edge_obs.span.v1`) and access lines of the middleware feed OTLP export when it is
+//! on, under the same rule. App metric lines (`edge_obs.app_metric.v1`) of any component feed
+//! the `app_` series.
 
 use crate::dashboard::recent::RecentRequests;
 use crate::metrics::HostMetrics;
+use crate::otlp::{Otlp, span_line};
 use crate::{app_metrics, metric_event};
 use std::io::Write;
 use std::pin::Pin;
@@ -22,43 +25,74 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 /// newline cannot make the host buffer without bound.
 const MAX_LINE: usize = 64 * 1024;
 
+/// What an [`OutputSink`] does besides feeding the Prometheus metrics.
+#[derive(Default)]
+pub struct SinkOptions {
+    /// Also print the middleware's metric event lines.
+    pub print_metric_events: bool,
+    /// Also print the middleware's span event lines.
+    pub print_span_events: bool,
+    /// The admin page's list of recent access lines, when it is on.
+    pub recent: Option<Arc<RecentRequests>>,
+    /// OTLP export, when it is on: fed with the middleware's span events, metric events and
+    /// access lines.
+    pub otlp: Option<Arc<Otlp>>,
+}
+
 /// Where complete guest lines go; shared by all stores.
 pub struct OutputSink {
     metrics: Arc<HostMetrics>,
-    print_metric_events: bool,
-    /// The admin page's list of recent access lines, when it is on.
-    recent: Option<Arc<RecentRequests>>,
+    options: SinkOptions,
 }
 
 impl OutputSink {
-    /// A sink that turns metric events into `metrics` and prints everything else.
+    /// A sink that turns metric events into `metrics` and prints everything else (span
+    /// events are dropped).
     pub fn new(metrics: Arc<HostMetrics>, print_metric_events: bool) -> Arc<Self> {
-        Self::with_recent(metrics, print_metric_events, None)
-    }
-
-    /// Like [`new`](Self::new), and also offers every printed line to `recent` (which keeps
-    /// the access-log lines).
-    pub fn with_recent(
-        metrics: Arc<HostMetrics>,
-        print_metric_events: bool,
-        recent: Option<Arc<RecentRequests>>,
-    ) -> Arc<Self> {
-        Arc::new(OutputSink {
+        Self::with_options(
             metrics,
-            print_metric_events,
-            recent,
-        })
+            SinkOptions {
+                print_metric_events,
+                ..SinkOptions::default()
+            },
+        )
     }
 
-    /// The lines the host writes for a request it answered itself (access log and metric
-    /// event), treated like a middleware's.
+    /// A sink with everything [`SinkOptions`] can switch on.
+    pub fn with_options(metrics: Arc<HostMetrics>, options: SinkOptions) -> Arc<Self> {
+        Arc::new(OutputSink { metrics, options })
+    }
+
+    /// The lines the host writes for a request it answered itself (access log, span and
+    /// metric event), treated like a middleware's.
     pub fn host_lines(&self, lines: &str) {
         for line in lines.split_inclusive('\n') {
             self.stdout_line(Role::Middleware, line.as_bytes());
         }
     }
 
+    /// A line read from a log file in collect mode: consumed like a middleware's stdout line,
+    /// never printed (it is in the file already). Under Spin the middleware is composed into
+    /// the app, so roles cannot be told apart there.
+    pub fn collect_line(&self, line: &[u8]) {
+        self.consume(Role::Middleware, line);
+    }
+
     fn stdout_line(&self, role: Role, line: &[u8]) {
+        if self.consume(role, line) {
+            if let Some(recent) = &self.options.recent {
+                recent.offer(line);
+            }
+            // A closed stdout must not fail the guest's request.
+            let _ = std::io::stdout().lock().write_all(line);
+        }
+    }
+
+    /// Feeds the metrics and OTLP export from one stdout line; returns whether to print it.
+    /// Only the middleware's (and the host's) lines count as requests, spans or access logs:
+    /// an app cannot count requests that did not happen, nor forge spans.
+    fn consume(&self, role: Role, line: &[u8]) -> bool {
+        let options = &self.options;
         // Any guest may feed app metrics; they never touch the HTTP request metrics.
         if app_metrics::is_app_metric_line(line) {
             if let Err(reason) = self.metrics.app().record_line(line) {
@@ -67,26 +101,37 @@ impl OutputSink {
                     "ignoring an invalid app metric line from a guest"
                 );
             }
-            if !self.print_metric_events {
-                return;
+            return options.print_metric_events;
+        }
+        if role != Role::Middleware {
+            return true;
+        }
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        if span_line::is_span_line(line) {
+            if let Some(otlp) = &options.otlp {
+                otlp.span_line(content);
             }
-        } else if role == Role::Middleware && metric_event::is_metric_line(line) {
-            match metric_event::parse(line.strip_suffix(b"\n").unwrap_or(line)) {
-                Ok(event) => self.metrics.observe(&event),
+            return options.print_span_events;
+        }
+        if metric_event::is_metric_line(line) {
+            match metric_event::parse(content) {
+                Ok(event) => {
+                    self.metrics.observe(&event);
+                    if let Some(otlp) = &options.otlp {
+                        otlp.metric_event(&event);
+                    }
+                }
                 Err(error) => {
                     self.metrics.invalid_event();
                     tracing::warn!(%error, "ignoring an invalid metric event from a guest");
                 }
             }
-            if !self.print_metric_events {
-                return;
-            }
+            return options.print_metric_events;
         }
-        if let Some(recent) = &self.recent {
-            recent.offer(line);
+        if let Some(otlp) = &options.otlp {
+            otlp.other_line(content);
         }
-        // A closed stdout must not fail the guest's request.
-        let _ = std::io::stdout().lock().write_all(line);
+        true
     }
 
     fn stderr_line(&self, line: &[u8]) {

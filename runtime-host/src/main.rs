@@ -16,15 +16,6 @@ fn main() -> ExitCode {
     }
     let args = Args::parse();
     init_tracing(&args);
-    if let Some(command) = &args.command {
-        return match runtime_host::subcommands::run(command) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                tracing::error!("{error:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -46,6 +37,9 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if let Some(command) = &args.command {
+        return runtime_host::subcommands::run(&args, command, shutdown_signal()).await;
+    }
     let server = Server::prepare(&args).await?;
     server.run(shutdown_signal()).await
 }

@@ -170,6 +170,8 @@ pub struct HostMetrics {
     red: RedTotals,
     /// All active requests, whatever their labels (not exported; the admin page shows it).
     active_total: Gauge,
+    /// The OTLP exporters' counters (registered here so they are served on `/metrics`).
+    otlp: crate::otlp::counters::OtlpCounters,
 }
 
 /// The host's own counters, as the admin page shows them.
@@ -189,6 +191,11 @@ pub struct HostCounters {
     pub invalid_metric_events: u64,
     /// `runtime_host_metric_label_overflow_total`.
     pub metric_label_overflow: u64,
+    /// `runtime_host_otlp_dropped_total` by signal (spans, metrics or log records not
+    /// delivered over OTLP).
+    pub otlp_dropped: BTreeMap<&'static str, u64>,
+    /// `runtime_host_otlp_export_errors_total` by signal.
+    pub otlp_export_errors: BTreeMap<&'static str, u64>,
 }
 
 /// Keeps `http_server_active_requests` incremented for as long as it lives; returned by
@@ -342,6 +349,7 @@ impl HostMetrics {
         );
         let app = crate::app_metrics::AppMetrics::register(&mut registry);
 
+        let otlp = crate::otlp::counters::OtlpCounters::register(&mut registry);
         Self {
             registry,
             request_duration,
@@ -364,7 +372,13 @@ impl HostMetrics {
             app,
             red: RedTotals::default(),
             active_total: Gauge::default(),
+            otlp,
         }
+    }
+
+    /// The OTLP exporters' counters.
+    pub fn otlp(&self) -> &crate::otlp::counters::OtlpCounters {
+        &self.otlp
     }
 
     /// Counts a request put into the rate limiter's overflow bucket (key cap reached).
@@ -522,6 +536,8 @@ impl HostMetrics {
                 .collect(),
             invalid_metric_events: self.invalid_metric_events.get(),
             metric_label_overflow: self.label_overflow.get(),
+            otlp_dropped: self.otlp.dropped_by_signal(),
+            otlp_export_errors: self.otlp.export_errors_by_signal(),
         }
     }
 

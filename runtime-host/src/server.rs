@@ -14,7 +14,7 @@ use crate::cli::{Args, ChainMode};
 use crate::components::{self, AppStdout, Backend, Composition, Source};
 use crate::dashboard::{self, ChainInfo, Dashboard, DashboardConfig, auth::AdminToken};
 use crate::engine::{self, EngineLimits};
-use crate::guest_output::{OutputSink, Role};
+use crate::guest_output::{OutputSink, Role, SinkOptions};
 use crate::health::Health;
 use crate::metrics::HostMetrics;
 use crate::pool::{ChainPre, InstanceFactory, PoolLimits};
@@ -49,6 +49,8 @@ pub struct Server {
     /// The admin page's state, unless `--no-admin-page`.
     dashboard: Option<Arc<Dashboard>>,
     admin_token: Option<AdminToken>,
+    /// OTLP export, flushed at shutdown.
+    otlp: Option<Arc<crate::otlp::Otlp>>,
 }
 
 /// Check names shown by `/readyz?verbose`.
@@ -114,10 +116,16 @@ impl Server {
             .transpose()
             .map_err(anyhow::Error::msg)?;
         dashboard::warn_if_exposed(admin_listener.local_addr()?, admin_token.is_some());
-        let sink = OutputSink::with_recent(
+        // OTLP export: fed by the sink, flushed at shutdown.
+        let otlp = crate::otlp::Otlp::from_args(args, metrics.otlp().clone())?;
+        let sink = OutputSink::with_options(
             metrics.clone(),
-            args.print_metric_events,
-            dashboard.as_ref().and_then(|d| d.recent()),
+            SinkOptions {
+                print_metric_events: args.print_metric_events,
+                print_span_events: args.print_span_events,
+                recent: dashboard.as_ref().and_then(|d| d.recent()),
+                otlp: otlp.clone(),
+            },
         );
         let factory = InstanceFactory {
             stores: StoreTemplate {
@@ -181,6 +189,7 @@ impl Server {
             description: chain.description,
             dashboard,
             admin_token,
+            otlp,
         })
     }
 
@@ -210,6 +219,7 @@ impl Server {
             description,
             dashboard,
             admin_token,
+            otlp,
         } = self;
 
         tracing::info!(
@@ -305,6 +315,10 @@ impl Server {
         .await;
         if finished.is_err() {
             tracing::warn!("grace period over; instances still busy are dropped");
+        }
+        // What the exporters hold is sent within the rest of the grace period (issue 10).
+        if let Some(otlp) = &otlp {
+            otlp.shutdown(grace_end).await;
         }
         let _ = admin_stop_tx.send(true);
         let _ = admin_task.await;
@@ -480,7 +494,8 @@ async fn bind(addr: SocketAddr, flag: &str) -> Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} ({flag})"))
 }
 
-fn wasmtime_version() -> &'static str {
+/// The wasmtime version this host embeds (a `runtime_host_build_info` label).
+pub fn wasmtime_version() -> &'static str {
     "48.0.8"
 }
 

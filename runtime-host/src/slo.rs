@@ -261,11 +261,12 @@ pub struct AlertInfo {
 }
 
 /// Host alert names, their severities and what they watch; shared by the rules and the tests.
-const HOST_ALERTS: [(&str, Severity); 4] = [
+const HOST_ALERTS: [(&str, Severity); 5] = [
     ("RuntimeHostGuestTraps", Severity::Ticket),
     ("RuntimeHostRequestTimeouts", Severity::Ticket),
     ("RuntimeHostOverloaded", Severity::Page),
     ("RuntimeHostDown", Severity::Page),
+    ("RuntimeHostOtlpDropping", Severity::Ticket),
 ];
 
 impl SloConfig {
@@ -563,6 +564,20 @@ impl SloConfig {
                 format!(
                     "Prometheus could not scrape the admin address for {}; the SLO alerts are blind for this instance.",
                     self.down_hold
+                ),
+            ),
+            // Per signal: traces, metrics and logs fail separately (a backend that takes
+            // traces only, a full span queue).
+            alert(
+                "RuntimeHostOtlpDropping",
+                format!(
+                    "sum by (job, instance, signal) (increase(runtime_host_otlp_dropped_total{all}[{w}])) > 0\n"
+                ),
+                self.host_hold,
+                "{{ $labels.instance }}: OTLP export is dropping telemetry",
+                format!(
+                    "Spans, metrics or log records were dropped for at least {} (queue full, or the backend failed or refused every retry); traces and logs in the backend have gaps. Serving is not affected.",
+                    self.host_hold
                 ),
             ),
         ]
@@ -932,6 +947,39 @@ impl SloConfig {
             }
         }
 
+        let otlp = find("RuntimeHostOtlpDropping");
+        let steps = window_steps + hold_steps + 3;
+        let dropped = format!(r#"runtime_host_otlp_dropped_total{{{base}, signal="traces"}}"#);
+        let exported = format!(r#"runtime_host_otlp_exported_total{{{base}, signal="traces"}}"#);
+        for (drops, fires) in [(10.0, true), (0.0, false)] {
+            let mut fired = labels("RuntimeHostOtlpDropping");
+            fired.insert(1, ("signal".to_owned(), "traces".to_owned()));
+            cases.push(Case {
+                comment: format!(
+                    "RuntimeHostOtlpDropping: {}",
+                    if fires {
+                        "spans dropped steadily: fires"
+                    } else {
+                        "everything exported: silent"
+                    }
+                ),
+                series: vec![
+                    (dropped.clone(), counter(&[(drops, steps + 1)])),
+                    (exported.clone(), counter(&[(per_step, steps + 1)])),
+                ],
+                interval: step,
+                eval_time: steps * step,
+                alert: otlp.name.clone(),
+                fires: fires.then_some(fired),
+                annotations: if fires {
+                    self.annotations_for(otlp, job)
+                } else {
+                    Vec::new()
+                },
+                check: None,
+            });
+        }
+
         let down = find("RuntimeHostDown");
         let hold_steps = self.down_hold.seconds().div_ceil(step);
         let up = format!("up{{{base}}}");
@@ -1108,9 +1156,14 @@ mod tests {
     #[test]
     fn every_alert_has_a_runbook_name() {
         let alerts = SloConfig::default().alerts();
-        assert_eq!(alerts.len(), 10);
+        assert_eq!(alerts.len(), 11);
         assert_eq!(alerts[0].runbook, "edge-obs-availability-fast-burn.md");
         assert!(alerts.iter().any(|a| a.runbook == "runtime-host-down.md"));
+        assert!(
+            alerts
+                .iter()
+                .any(|a| a.runbook == "runtime-host-otlp-dropping.md")
+        );
     }
 
     #[test]

@@ -1,22 +1,49 @@
-//! Tools that run instead of serving: `runtime-host compose` writes the composed chain as one
-//! component for hosts without middleware support; `runtime-host slo-rules` writes the
-//! Prometheus SLO rules and their unit tests (see [`crate::slo`]).
+//! Modes other than serving: `runtime-host collect` follows Spin's log files and serves
+//! `/metrics`, probes and OTLP export from them (see [`crate::collect`]); `runtime-host
+//! compose` writes the composed chain as one component for hosts without middleware support;
+//! `runtime-host slo-rules` writes the Prometheus SLO rules and their unit tests (see
+//! [`crate::slo`]).
 
+use crate::cli::{Args, parse_duration};
 use crate::components::{self, Backend, Source};
 use crate::slo::{self, BurnTier, PromDuration, Severity, SloConfig};
 use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Subcommand};
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-/// A tool to run instead of serving.
+/// A mode to run instead of serving.
 #[derive(Subcommand, Debug, Clone)]
 pub enum Command {
+    /// Follow the log files Spin writes (`.spin/logs/<component>_stdout.txt`) and serve the
+    /// same /metrics, probes and OTLP export as serving mode, from the middleware's lines in
+    /// them. Rotation and truncation are handled.
+    Collect(CollectArgs),
     /// Compose the middleware chain and an app into one component (the same wac-graph
     /// composition runtime-host serves), for `wasmtime serve`, wasmCloud or jco.
     Compose(ComposeArgs),
     /// Write the Prometheus SLO rules (recording rules, burn-rate and host alerts) and their
     /// `promtool test rules` unit tests.
     SloRules(SloRulesArgs),
+}
+
+/// Arguments of `runtime-host collect` (the admin address, grace period, OTLP and log flags
+/// are the serving mode's, given before or after `collect`).
+#[derive(ClapArgs, Debug, Clone)]
+pub struct CollectArgs {
+    /// The files to follow.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Read the files from their start (default: only what is appended from now on, so past
+    /// runs are not counted again).
+    #[arg(long)]
+    pub from_start: bool,
+
+    /// How often the files are checked for new lines.
+    #[arg(long, default_value = "250ms", value_parser = parse_duration)]
+    pub poll_interval: Duration,
 }
 
 /// Arguments of `runtime-host compose`.
@@ -128,11 +155,12 @@ impl SloRulesArgs {
     }
 }
 
-/// Runs a subcommand.
-pub fn run(command: &Command) -> Result<()> {
+/// Runs a mode other than serving; `shutdown` ends the long-running ones.
+pub async fn run(args: &Args, command: &Command, shutdown: impl Future<Output = ()>) -> Result<()> {
     match command {
-        Command::Compose(args) => compose(args),
-        Command::SloRules(args) => slo_rules(args),
+        Command::Collect(collect) => crate::collect::run(args, collect, shutdown).await,
+        Command::Compose(compose_args) => compose(compose_args),
+        Command::SloRules(slo_args) => slo_rules(slo_args),
     }
 }
 

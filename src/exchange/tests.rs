@@ -5,9 +5,20 @@ use serde_json::Value;
 const RND: [u8; 48] = [0x42; 48];
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
+/// A middleware with these settings; span lines are off unless asked for, so the tests of
+/// the other lines see only those.
 fn mw(vars: &[(&str, &str)]) -> Middleware {
-    let (m, issues) =
-        Middleware::from_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let spans = if vars.iter().any(|(k, _)| *k == "EDGE_OBS_SPANS") {
+        None
+    } else {
+        Some(("EDGE_OBS_SPANS", "off"))
+    };
+    let (m, issues) = Middleware::from_env(
+        vars.iter()
+            .copied()
+            .chain(spans)
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     assert!(issues.is_empty(), "{issues:?}");
     m
 }
@@ -1259,4 +1270,236 @@ fn log_context_moves_into_the_line_and_leaves_the_response() {
         &[("obs-context-user-id", b"42")],
     );
     assert!(rh.get("obs-context-user-id").is_none());
+}
+
+fn span_lines(v: &[Value]) -> Vec<&Value> {
+    v.iter()
+        .filter(|l| l["schema"] == crate::span::SCHEMA)
+        .collect()
+}
+
+const SPANS_ON: (&str, &str) = ("EDGE_OBS_SPANS", "on");
+
+#[test]
+fn a_sampled_request_gets_one_server_span_continuing_the_callers() {
+    let m = mw(&[SPANS_ON, ("EDGE_OBS_ROUTES", "/users/{id}")]);
+    let (fwd, _, out) = run(
+        &m,
+        "/users/42?token=s3cret&x=1",
+        &[
+            ("traceparent", TP.as_bytes()),
+            ("x-request-id", b"req-1"),
+            ("authorization", b"Bearer abc"),
+        ],
+        200,
+        &[],
+    );
+    let spans = span_lines(&out);
+    assert_eq!(spans.len(), 1, "{out:?}");
+    let s = spans[0];
+    let forwarded = trace_context::parse_traceparent(fwd["traceparent"].as_bytes()).unwrap();
+    assert_eq!(s["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(s["parent_span_id"], "00f067aa0ba902b7");
+    // The span reported is the one the app sees as its parent.
+    let mut span_hex = String::new();
+    trace_context::push_hex(&mut span_hex, &forwarded.parent_id);
+    assert_eq!(s["span_id"], span_hex.as_str());
+    assert_eq!(s["name"], "GET /users/{id}");
+    assert_eq!(s["kind"], "server");
+    assert_eq!(s["status"], "unset");
+    let start = s["start_time_unix_nano"].as_u64().unwrap();
+    let end = s["end_time_unix_nano"].as_u64().unwrap();
+    assert_eq!(end - start, 5_000_000);
+    let a = &s["attributes"];
+    assert_eq!(a["request_id"], "req-1");
+    assert_eq!(a["http.request.method"], "GET");
+    assert_eq!(a["http.route"], "/users/{id}");
+    assert_eq!(a["http.response.status_code"], 200);
+    assert_eq!(a["url.scheme"], "https");
+    assert_eq!(a["url.path"], "/users/42");
+    assert_eq!(a["url.query"], format!("token={REDACTED}&x=1"));
+    assert_eq!(a["server.address"], "example.com");
+    assert!(a.get("trace_id").is_none() && a.get("duration_ms").is_none());
+    let text = serde_json::to_string(&out).unwrap();
+    assert!(!text.contains("s3cret") && !text.contains("Bearer"));
+    // The log line and the metric line are still there.
+    assert_eq!(out.len(), 3);
+}
+
+#[test]
+fn span_names_and_error_status() {
+    let m = mw(&[SPANS_ON]);
+    let (_, _, out) = run(&m, "/x", &[], 503, &[]);
+    let s = span_lines(&out)[0];
+    assert_eq!(s["name"], "GET");
+    assert_eq!(s["status"], "error");
+    assert_eq!(s["attributes"]["error.type"], "503");
+    assert!(s.get("parent_span_id").is_none());
+    let (_, _, out) = run(&m, "/x", &[], 404, &[]);
+    assert_eq!(span_lines(&out)[0]["status"], "unset");
+
+    let mut h = HeaderMap::new();
+    let mut ex = start(&m, &Method::from_bytes(b"PURGE").unwrap(), "/x", &mut h);
+    ex.on_failure(ErrorType::Timeout);
+    let out = lines(&ex.finish_after(Completion::default(), Duration::from_millis(1)));
+    let s = span_lines(&out)[0];
+    assert_eq!(s["name"], "HTTP");
+    assert_eq!(s["status"], "error");
+    assert_eq!(s["attributes"]["error.type"], "timeout");
+    assert_eq!(s["attributes"]["http.response.status_code"], 504);
+
+    // A host's 4xx answer carries error.type, but a client error is not a server span's.
+    let mut h = HeaderMap::new();
+    let mut ex = start(&m, &Method::GET, "/x", &mut h);
+    ex.on_failure(ErrorType::RateLimited);
+    let out = lines(&ex.finish_after(Completion::default(), Duration::from_millis(1)));
+    let s = span_lines(&out)[0];
+    assert_eq!(s["status"], "unset");
+    assert_eq!(s["attributes"]["error.type"], "rate_limited");
+    assert_eq!(s["attributes"]["http.response.status_code"], 429);
+}
+
+#[test]
+fn span_carries_the_log_context_even_with_logging_off() {
+    let m = mw(&[SPANS_ON, ("EDGE_OBS_LOG", "off")]);
+    let (_, rh, out) = run(
+        &m,
+        "/",
+        &[("traceparent", TP.as_bytes())],
+        200,
+        &[
+            ("obs-context-user-id", b"42"),
+            ("obs-context-token", b"s3cret"),
+        ],
+    );
+    assert!(rh.get("obs-context-user-id").is_none());
+    let spans = span_lines(&out);
+    assert_eq!(spans.len(), 1, "{out:?}");
+    assert_eq!(spans[0]["attributes"]["context.user-id"], "42");
+    assert_eq!(spans[0]["attributes"]["context.token"], REDACTED);
+    assert!(
+        !out.iter().any(|l| l.get("event").is_some()),
+        "no access line"
+    );
+}
+
+#[test]
+fn unsampled_traces_get_no_span_and_forward_their_decision() {
+    let m = mw(&[SPANS_ON]);
+    let unsampled = TP.replace("-01", "-00");
+    let (fwd, _, out) = run(&m, "/", &[("traceparent", unsampled.as_bytes())], 200, &[]);
+    assert!(span_lines(&out).is_empty());
+    assert!(fwd["traceparent"].to_str().unwrap().ends_with("-00"));
+
+    let m = mw(&[SPANS_ON, ("EDGE_OBS_TRACE_SAMPLE_RATIO", "0")]);
+    let (fwd, _, out) = run(&m, "/", &[], 200, &[]);
+    assert!(span_lines(&out).is_empty());
+    assert!(fwd["traceparent"].to_str().unwrap().ends_with("-00"));
+    // The log and metric lines do not depend on the trace decision by default.
+    assert_eq!(out.len(), 2);
+    // A caller's sampled trace is still reported at ratio 0.
+    let (fwd, _, out) = run(&m, "/", &[("traceparent", TP.as_bytes())], 200, &[]);
+    assert_eq!(span_lines(&out).len(), 1);
+    assert!(fwd["traceparent"].to_str().unwrap().ends_with("-01"));
+}
+
+#[test]
+fn spans_do_not_depend_on_log_settings_and_can_be_switched_off() {
+    let m = mw(&[
+        SPANS_ON,
+        ("EDGE_OBS_LOG", "off"),
+        ("EDGE_OBS_METRICS", "off"),
+    ]);
+    let (_, _, out) = run(&m, "/", &[], 200, &[]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(span_lines(&out).len(), 1);
+    let m = mw(&[("EDGE_OBS_SPANS", "off")]);
+    let (_, _, out) = run(&m, "/", &[("traceparent", TP.as_bytes())], 200, &[]);
+    assert!(span_lines(&out).is_empty());
+    let m = mw(&[SPANS_ON, ("EDGE_OBS_TRACE_CONTEXT", "off")]);
+    let (_, _, out) = run(&m, "/", &[("traceparent", TP.as_bytes())], 200, &[]);
+    assert!(span_lines(&out).is_empty());
+    // Spans are on by default.
+    let (m, _) = Middleware::from_env(std::iter::empty());
+    let (_, _, out) = run(&m, "/", &[], 200, &[]);
+    assert_eq!(span_lines(&out).len(), 1);
+}
+
+#[test]
+fn log_sampling_can_follow_the_trace() {
+    let m = mw(&[
+        ("EDGE_OBS_LOG_FOLLOW_TRACE", "on"),
+        ("EDGE_OBS_LOG_SAMPLE_RATE", "0"),
+    ]);
+    let (_, _, out) = run(&m, "/", &[("traceparent", TP.as_bytes())], 200, &[]);
+    assert!(
+        out.iter().any(|l| l.get("event").is_some()),
+        "sampled trace is logged"
+    );
+    let unsampled = TP.replace("-01", "-00");
+    let (_, _, out) = run(&m, "/", &[("traceparent", unsampled.as_bytes())], 200, &[]);
+    assert!(
+        out.iter().all(|l| l.get("event").is_none()),
+        "unsampled: no log"
+    );
+    let (_, _, out) = run(&m, "/", &[("traceparent", unsampled.as_bytes())], 500, &[]);
+    assert!(
+        out.iter().any(|l| l.get("event").is_some()),
+        "errors are always logged"
+    );
+}
+
+#[test]
+fn span_line_matches_the_documented_example() {
+    use crate::access_log::{Level, Record};
+    let redaction = crate::Config::default().redaction;
+    let trace = TraceIds {
+        trace_id: [0x4b; 16],
+        span_id: [0xa1; 8],
+        parent_span_id: Some([0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]),
+        flags: 1,
+    };
+    let r = Record {
+        timestamp: "",
+        level: Level::Info,
+        event: crate::access_log::EVENT_REQUEST,
+        service_name: None,
+        request_id: "0193a5b2-7c1d-7e2f-8a3b-4c5d6e7f8091",
+        trace: Some(&trace),
+        method: "GET",
+        scheme: "https",
+        route: Some("/users/{id}"),
+        status: Some(200),
+        duration: Some(Duration::from_micros(1234)),
+        request_body_size: Some(0),
+        response_body_size: Some(512),
+        error_type: None,
+        client_address: None,
+        replaced: None,
+        authority: Some("example.com"),
+        path: "/users/42",
+        query: None,
+        redaction: &redaction,
+        user_agent: Some(b"curl/8.5.0"),
+        user_agent_max: 256,
+        headers: &[],
+        context: None,
+    };
+    let ev = SpanEvent {
+        trace: &trace,
+        method: &Method::GET,
+        start: UNIX_EPOCH + Duration::from_nanos(1_795_000_000_123_456_789),
+        duration: Duration::from_micros(1234),
+        record: &r,
+    };
+    let mut s = String::new();
+    span::write(&ev, &mut s);
+    let doc = include_str!("../../docs/span-event.md");
+    let example = doc
+        .split("```json\n")
+        .nth(1)
+        .and_then(|b| b.split("\n```").next())
+        .unwrap();
+    assert_eq!(s.trim_end(), example);
+    assert!(s.starts_with(crate::span::LINE_PREFIX));
 }

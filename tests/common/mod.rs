@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod otlp_receiver;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -47,8 +49,8 @@ impl Host {
         Host::spawn(args, &[], None)
     }
 
-    /// Starts the host with extra environment variables (for settings read from the
-    /// environment, such as `RUNTIME_HOST_ADMIN_TOKEN`).
+    /// Starts the host with extra environment variables for the host process (settings read
+    /// from the environment, such as `RUNTIME_HOST_ADMIN_TOKEN` or `OTEL_*`).
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Host {
         Host::spawn(args, env, None)
             .unwrap_or_else(|stderr| panic!("runtime-host did not start:\n{stderr}"))
@@ -57,15 +59,19 @@ impl Host {
     fn spawn(args: &[&str], env: &[(&str, &str)], tap: Option<StdoutTap>) -> Result<Host, String> {
         let cache = cache_dir();
         let mut command = Command::new(env!("CARGO_BIN_EXE_runtime-host"));
-        if !args.contains(&"--addr") {
-            command.args(["--addr", "127.0.0.1:0"]);
+        // A mode other than serving (`collect FILE...`) takes only the shared flags, after it.
+        let serving = args.first().is_none_or(|a| a.starts_with('-'));
+        if serving {
+            if !args.contains(&"--addr") {
+                command.args(["--addr", "127.0.0.1:0"]);
+            }
+            command.args(["--cache-dir", &cache]);
         }
+        command.args(args);
         if !args.contains(&"--admin-addr") {
             command.args(["--admin-addr", "127.0.0.1:0"]);
         }
         command
-            .args(["--cache-dir", &cache])
-            .args(args)
             .env("RUNTIME_HOST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -90,17 +96,27 @@ impl Host {
 
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
+            // Serving mode names both addresses; collect mode only the admin address.
             let serving = stderr
                 .lock()
                 .unwrap()
                 .iter()
-                .find(|line| line.contains("runtime-host serving"))
+                .find(|line| {
+                    line.contains("runtime-host serving")
+                        || line.contains("runtime-host collecting")
+                })
                 .cloned();
             if let Some(line) = serving {
+                let admin = field(&line, "admin_addr=");
+                let addr = if line.contains("runtime-host serving") {
+                    field(&line, "addr=")
+                } else {
+                    admin
+                };
                 return Ok(Host {
                     child: Some(child),
-                    addr: field(&line, "addr="),
-                    admin: field(&line, "admin_addr="),
+                    addr,
+                    admin,
                     stdout,
                     stderr,
                 });

@@ -6,7 +6,8 @@
 //! `GET /hello` answers `hello\n` (`text/plain`, content-length 6), the same body as the demo
 //! app's `/hello`; `/delay/{ms}` answers the same after `ms` milliseconds (at most 10 s), an
 //! origin that takes time like a real one; anything else gets a small JSON echo
-//! `{"method","path","query"}`.
+//! `{"method","path","query"}`; `POST /v1/...` is answered 200 with an empty body, so the
+//! origin doubles as the OTLP/HTTP receiver of the benchmark's "OTLP export on" target.
 //! Connections are kept alive; the runtime is tokio's multi-threaded one.
 
 use std::convert::Infallible;
@@ -39,6 +40,15 @@ const MAX_DELAY_MS: u64 = 10_000;
 fn respond(req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.uri().path() == "/hello" || req.uri().path().starts_with("/delay/") {
         return hello();
+    }
+    if req.method() == hyper::Method::POST && req.uri().path().starts_with("/v1/") {
+        // An OTLP/HTTP receiver for the "OTLP export on" target: accept and discard.
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        resp.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-protobuf"),
+        );
+        return resp;
     }
     let body = serde_json::json!({
         "method": req.method().as_str(),

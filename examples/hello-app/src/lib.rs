@@ -27,6 +27,9 @@
 //! Routing and query parsing are plain Rust, tested on the host; the handler in [`component`]
 //! is only built for wasm.
 
+/// The trace id of the span line `/forge-metric` forges.
+pub const FORGED_TRACE_ID: &str = "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0";
+
 /// The longest `/delay/{ms}` and `?delay_ms=` honoured, in milliseconds.
 pub const MAX_DELAY_MS: u64 = 60_000;
 /// The largest `/bytes/{n}` body: 1 GiB.
@@ -68,8 +71,8 @@ pub enum Route {
     Alloc(u64),
     /// `/echo-body`
     EchoBody,
-    /// `/forge-metric`: prints a metric event line as the middleware would, to show that an
-    /// app cannot feed the host's request metrics.
+    /// `/forge-metric`: prints a metric event line and a span event line as the middleware
+    /// would, to show that an app can feed neither the host's request metrics nor its spans.
     ForgeMetric,
     /// `/app-metric`
     AppMetric,
@@ -250,10 +253,15 @@ pub mod component {
         (status, headers, FullBody::new(body)).into_response()
     }
 
-    /// Prints a forged `edge_obs.metric.v1` line (a teapot on `/forged`) and answers 200.
+    /// Prints a forged `edge_obs.metric.v1` line (a teapot on `/forged`) and a forged
+    /// `edge_obs.span.v1` line (trace [`super::FORGED_TRACE_ID`]), and answers 200.
     fn forge_metric() -> HandlerResult {
         println!(
             r#"{{"schema":"edge_obs.metric.v1","time":"2026-01-01T00:00:00.000Z","duration_s":0.001,"attributes":{{"http.request.method":"DELETE","http.route":"/forged","http.response.status_code":418,"url.scheme":"http"}}}}"#
+        );
+        println!(
+            r#"{{"schema":"edge_obs.span.v1","trace_id":"{}","span_id":"f0f0f0f0f0f0f0f0","name":"DELETE /forged","kind":"server","start_time_unix_nano":1795000000000000000,"end_time_unix_nano":1795000000001000000,"status":"unset","attributes":{{"http.request.method":"DELETE"}}}}"#,
+            super::FORGED_TRACE_ID
         );
         full(
             StatusCode::OK,

@@ -1,0 +1,167 @@
+//! Access-log lines (JSON format, event `http.request`) into OpenTelemetry log records that
+//! carry the request's trace and span ids, so a backend links each log line to its span.
+//!
+//! Lines in the pretty format, or any other guest output, are not exported.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use edge_observability::access_log::EVENT_REQUEST;
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
+use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
+use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger};
+use serde_json::Value;
+
+use super::attributes;
+use super::span_line::hex_id;
+
+/// JSON access lines start with this (the timestamp is the first field).
+pub const LINE_PREFIX: &[u8] = br#"{"timestamp":""#;
+
+/// Longest line looked at (the middleware writes at most 4 KB).
+pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Whether a line may be an access-log line (cheap prefix check before parsing).
+pub fn maybe_access_line(line: &[u8]) -> bool {
+    line.starts_with(LINE_PREFIX) && line.len() <= MAX_LINE_BYTES
+}
+
+/// The log record of an access line, or `None` when the line is not one.
+pub fn parse(line: &[u8], logger: &SdkLogger) -> Option<SdkLogRecord> {
+    let v: Value = serde_json::from_slice(line).ok()?;
+    if v["event"] != EVENT_REQUEST {
+        return None;
+    }
+    let mut r = logger.create_log_record();
+    let now = SystemTime::now();
+    r.set_event_name(EVENT_REQUEST);
+    r.set_timestamp(
+        v["timestamp"]
+            .as_str()
+            .and_then(parse_rfc3339)
+            .unwrap_or(now),
+    );
+    r.set_observed_timestamp(now);
+    let (number, text) = severity(v["level"].as_str().unwrap_or("info"));
+    r.set_severity_number(number);
+    r.set_severity_text(text);
+    // A short human body; everything else is an attribute.
+    let body = format!(
+        "{} {} {}",
+        v["http.request.method"].as_str().unwrap_or("-"),
+        attributes::cut(v["url.path"].as_str().unwrap_or("-"), 1024),
+        v["http.response.status_code"]
+            .as_u64()
+            .map_or("-".to_owned(), |s| s.to_string()),
+    );
+    r.set_body(AnyValue::from(body));
+    if let (Some(t), Some(s)) = (hex_id::<16>(&v["trace_id"]), hex_id::<8>(&v["span_id"])) {
+        r.set_trace_context(
+            TraceId::from_bytes(t),
+            SpanId::from_bytes(s),
+            Some(TraceFlags::SAMPLED),
+        );
+    }
+    let attrs = attributes::from_json(&v).into_iter().filter(|kv| {
+        !matches!(
+            kv.key.as_str(),
+            "timestamp" | "level" | "event" | "trace_id" | "span_id"
+        )
+    });
+    for kv in attrs {
+        r.add_attribute(kv.key, attributes::any_value(kv.value));
+    }
+    Some(r)
+}
+
+fn severity(level: &str) -> (Severity, &'static str) {
+    match level {
+        "debug" => (Severity::Debug, "DEBUG"),
+        "warn" => (Severity::Warn, "WARN"),
+        "error" => (Severity::Error, "ERROR"),
+        _ => (Severity::Info, "INFO"),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fff...]Z`, the UTC form the middleware writes.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || *b.last()? != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let frac = &s[19..s.len() - 1];
+    let nanos = match frac.strip_prefix('.') {
+        None if frac.is_empty() => 0,
+        Some(digits)
+            if (1..=9).contains(&digits.len()) && digits.bytes().all(|c| c.is_ascii_digit()) =>
+        {
+            digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::logs::LoggerProvider as _;
+
+    #[test]
+    fn rfc3339_times() {
+        let t = parse_rfc3339("2026-11-23T11:22:33.456Z").unwrap();
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).unwrap(),
+            Duration::from_millis(1_795_432_953_456)
+        );
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
+        for bad in [
+            "",
+            "2026-11-23 11:22:33Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T11:22:33.Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn access_lines_become_records_with_trace_context() {
+        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
+        let logger = provider.logger("test");
+        let line = br#"{"timestamp":"2026-11-23T11:22:33.456Z","level":"error","event":"http.request","request_id":"r1","trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","span_id":"00f067aa0ba902b7","http.request.method":"GET","url.path":"/x","http.response.status_code":503}"#;
+        assert!(maybe_access_line(line));
+        let r = parse(line, &logger).unwrap();
+        assert_eq!(r.severity_number(), Some(Severity::Error));
+        let tc = r.trace_context().unwrap();
+        assert_eq!(tc.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(tc.span_id.to_string(), "00f067aa0ba902b7");
+        assert_eq!(r.body(), Some(&AnyValue::from("GET /x 503".to_owned())));
+        assert!(r.attributes_iter().any(|(k, _)| k.as_str() == "request_id"));
+        assert!(!r.attributes_iter().any(|(k, _)| k.as_str() == "trace_id"));
+        // Other lines are not log records.
+        assert!(parse(br#"{"timestamp":"x","event":"config.invalid"}"#, &logger).is_none());
+    }
+}

@@ -1,0 +1,221 @@
+//! OTLP export of spans, metrics and log records (http/protobuf, `opentelemetry-otlp`).
+//!
+//! Fed from the guests' stdout lines (`guest_output::OutputSink`): span event lines become
+//! spans with the middleware's ids and times, metric events feed the OpenTelemetry HTTP server
+//! instruments, JSON access-log lines become log records carrying trace and span ids. Nothing
+//! here runs on the request path except parsing a line and a bounded, non-blocking push.
+
+pub mod attributes;
+pub mod counters;
+pub mod log_line;
+pub mod metrics;
+pub mod queue;
+pub mod settings;
+pub mod span_line;
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::logs::LoggerProvider as _;
+use opentelemetry_otlp::WithExportConfig as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::logs::{
+    LogBatch, LogExporter as _, SdkLogRecord, SdkLogger, SdkLoggerProvider,
+};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
+use std::sync::Arc;
+use tokio::time::Instant;
+
+use crate::metric_event::MetricEvent;
+use counters::OtlpCounters;
+use queue::{BatchQueue, Export};
+use settings::{OtlpSettings, Signal};
+
+/// The running exporters (only those configured).
+pub struct Otlp {
+    spans: Option<BatchQueue<SpanData>>,
+    logs: Option<(SdkLogger, BatchQueue<SdkLogRecord>)>,
+    metrics: Option<metrics::OtlpMetrics>,
+    scope: InstrumentationScope,
+    counters: OtlpCounters,
+}
+
+struct Spans(opentelemetry_otlp::SpanExporter);
+
+impl Export<SpanData> for Spans {
+    async fn export(&self, batch: Vec<SpanData>) -> Result<(), String> {
+        self.0.export(batch).await.map_err(|e| e.to_string())
+    }
+}
+
+struct Logs {
+    exporter: opentelemetry_otlp::LogExporter,
+    scope: InstrumentationScope,
+}
+
+impl Export<SdkLogRecord> for Logs {
+    async fn export(&self, batch: Vec<SdkLogRecord>) -> Result<(), String> {
+        let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
+            batch.iter().map(|r| (r, &self.scope)).collect();
+        self.exporter
+            .export(LogBatch::new(&refs))
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("edge-observability")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+impl Otlp {
+    /// Starts the exporters the settings ask for (on the current tokio runtime); `None` when
+    /// nothing is exported. The resource comes from `OTEL_SERVICE_NAME` and
+    /// `OTEL_RESOURCE_ATTRIBUTES` (the SDK's detectors).
+    pub fn start(settings: &OtlpSettings, counters: OtlpCounters) -> anyhow::Result<Option<Self>> {
+        for issue in &settings.issues {
+            tracing::warn!("{issue}");
+        }
+        if !settings.any() {
+            return Ok(None);
+        }
+        let mut resource = Resource::builder();
+        if let Some(name) = &settings.service_name {
+            resource = resource.with_service_name(name.clone());
+        }
+        let resource = resource.build();
+        let scope = scope();
+        let spans = match settings.endpoint(Signal::Traces) {
+            None => None,
+            Some(url) => {
+                let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_endpoint(url)
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("building the OTLP span exporter: {e}"))?;
+                exporter.set_resource(&resource);
+                Some(BatchQueue::start(
+                    Spans(exporter),
+                    settings.spans,
+                    Signal::Traces,
+                    counters.clone(),
+                ))
+            }
+        };
+        let logs = match settings.endpoint(Signal::Logs) {
+            None => None,
+            Some(url) => {
+                let mut exporter = opentelemetry_otlp::LogExporter::builder()
+                    .with_http()
+                    .with_endpoint(url)
+                    .build()
+                    .map_err(|e| anyhow::anyhow!("building the OTLP log exporter: {e}"))?;
+                exporter.set_resource(&resource);
+                // The provider only makes records; batching and export are ours.
+                let logger = SdkLoggerProvider::builder()
+                    .build()
+                    .logger_with_scope(scope.clone());
+                let queue = BatchQueue::start(
+                    Logs {
+                        exporter,
+                        scope: scope.clone(),
+                    },
+                    settings.logs,
+                    Signal::Logs,
+                    counters.clone(),
+                );
+                Some((logger, queue))
+            }
+        };
+        let metrics = match settings.endpoint(Signal::Metrics) {
+            None => None,
+            Some(url) => Some(metrics::OtlpMetrics::start(
+                url,
+                resource.clone(),
+                settings.metric_interval,
+                settings.metric_timeout,
+                counters.clone(),
+            )?),
+        };
+        for s in Signal::ALL {
+            if let Some(url) = settings.endpoint(s) {
+                // Each export attempt series is bounded by `OTEL_EXPORTER_OTLP[_<SIGNAL>]_TIMEOUT`
+                // (read by the exporter, 10 s by default), the whole export by the batch timeout.
+                // The URL only: header values (tokens) are never logged.
+                tracing::info!(signal = s.as_str(), endpoint = url, "OTLP export on");
+            }
+        }
+        Ok(Some(Otlp {
+            spans,
+            logs,
+            metrics,
+            scope,
+            counters,
+        }))
+    }
+
+    /// Starts what the command line and the environment ask for.
+    pub fn from_args(
+        args: &crate::cli::Args,
+        counters: OtlpCounters,
+    ) -> anyhow::Result<Option<Arc<Self>>> {
+        let mut settings = OtlpSettings::from_env(args.otlp_endpoint.as_deref(), &|name| {
+            std::env::var(name).ok()
+        });
+        if args.otel_service_name.is_some() {
+            settings.service_name = args.otel_service_name.clone();
+        }
+        Ok(Self::start(&settings, counters)?.map(Arc::new))
+    }
+
+    /// Whether span lines are wanted.
+    pub fn wants_spans(&self) -> bool {
+        self.spans.is_some()
+    }
+
+    /// A span event line from a guest.
+    pub fn span_line(&self, line: &[u8]) {
+        let Some(spans) = &self.spans else {
+            return;
+        };
+        match span_line::parse(line, &self.scope) {
+            Ok(span) => spans.push(span),
+            Err(error) => {
+                self.counters.dropped(Signal::Traces, 1);
+                tracing::warn!(%error, "ignoring an invalid span event from a guest");
+            }
+        }
+    }
+
+    /// Any other stdout line from a guest: exported when it is a JSON access-log line.
+    pub fn other_line(&self, line: &[u8]) {
+        let Some((logger, queue)) = &self.logs else {
+            return;
+        };
+        if log_line::maybe_access_line(line)
+            && let Some(record) = log_line::parse(line, logger)
+        {
+            queue.push(record);
+        }
+    }
+
+    /// A validated metric event.
+    pub fn metric_event(&self, ev: &MetricEvent) {
+        if let Some(m) = &self.metrics {
+            m.observe(ev);
+        }
+    }
+
+    /// Flushes everything queued, within `deadline`.
+    pub async fn shutdown(&self, deadline: Instant) {
+        if let Some(q) = &self.spans {
+            q.shutdown(deadline).await;
+        }
+        if let Some((_, q)) = &self.logs {
+            q.shutdown(deadline).await;
+        }
+        if let Some(m) = &self.metrics {
+            m.shutdown(deadline).await;
+        }
+    }
+}

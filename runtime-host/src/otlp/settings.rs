@@ -1,0 +1,305 @@
+//! OTLP export settings, read the way every OpenTelemetry SDK reads them.
+//!
+//! Pure: the environment is passed in as a lookup function, so the rules are unit-tested.
+//! Export of a signal is on when an endpoint applies to it (`OTEL_EXPORTER_OTLP_ENDPOINT` or
+//! the signal's own variable, or the `--otlp-endpoint` flag), `OTEL_<SIGNAL>_EXPORTER` is not
+//! `none` and `OTEL_SDK_DISABLED` is not `true`. Headers, timeout and compression are read by
+//! `opentelemetry-otlp` itself (`OTEL_EXPORTER_OTLP_HEADERS`, `..._TIMEOUT`, ...); the resource
+//! (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) by `opentelemetry_sdk`.
+
+use std::time::Duration;
+
+/// One of the three OTLP signals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Signal {
+    /// Spans.
+    Traces,
+    /// Metrics.
+    Metrics,
+    /// Log records.
+    Logs,
+}
+
+impl Signal {
+    /// Every signal.
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    /// Lowercase name, as in the variable names, URL paths and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    fn upper(self) -> &'static str {
+        match self {
+            Signal::Traces => "TRACES",
+            Signal::Metrics => "METRICS",
+            Signal::Logs => "LOGS",
+        }
+    }
+}
+
+/// Batching of a queued signal (`OTEL_BSP_*` for spans, `OTEL_BLRP_*` for log records).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchSettings {
+    /// Longest wait before a partial batch is sent (`*_SCHEDULE_DELAY`, milliseconds).
+    pub schedule_delay: Duration,
+    /// Longest time one export may take, retries included (`*_EXPORT_TIMEOUT`).
+    pub export_timeout: Duration,
+    /// Items held at most; more are dropped and counted (`*_MAX_QUEUE_SIZE`).
+    pub max_queue_size: usize,
+    /// Items per export at most (`*_MAX_EXPORT_BATCH_SIZE`, at most the queue size).
+    pub max_batch_size: usize,
+}
+
+/// Everything the exporters need.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OtlpSettings {
+    /// The full URL per enabled signal (`None`: that signal is not exported).
+    pub traces_endpoint: Option<String>,
+    /// See `traces_endpoint`.
+    pub metrics_endpoint: Option<String>,
+    /// See `traces_endpoint`.
+    pub logs_endpoint: Option<String>,
+    /// Span batching.
+    pub spans: BatchSettings,
+    /// Log record batching.
+    pub logs: BatchSettings,
+    /// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds).
+    pub metric_interval: Duration,
+    /// `OTEL_METRIC_EXPORT_TIMEOUT` (milliseconds).
+    pub metric_timeout: Duration,
+    /// `service.name` given by flag (or `OTEL_SERVICE_NAME`); else the SDK's resource
+    /// detectors decide.
+    pub service_name: Option<String>,
+    /// Problems found (bad values fall back to defaults; an unsupported protocol turns the
+    /// signal off). Printed as warnings at start.
+    pub issues: Vec<String>,
+}
+
+impl OtlpSettings {
+    /// Whether anything is exported.
+    pub fn any(&self) -> bool {
+        Signal::ALL.iter().any(|s| self.endpoint(*s).is_some())
+    }
+
+    /// The URL a signal is sent to, when exported.
+    pub fn endpoint(&self, signal: Signal) -> Option<&str> {
+        match signal {
+            Signal::Traces => self.traces_endpoint.as_deref(),
+            Signal::Metrics => self.metrics_endpoint.as_deref(),
+            Signal::Logs => self.logs_endpoint.as_deref(),
+        }
+    }
+
+    /// Reads the settings. `base_endpoint` is the `--otlp-endpoint` flag (clap also fills it
+    /// from `OTEL_EXPORTER_OTLP_ENDPOINT`); `env` looks a variable up.
+    pub fn from_env(base_endpoint: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Self {
+        let mut issues = Vec::new();
+        let var = |name: &str| {
+            env(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let disabled = var("OTEL_SDK_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let base = base_endpoint
+            .map(str::to_owned)
+            .or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+            .filter(|v| !v.trim().is_empty());
+        let mut endpoint = |signal: Signal| -> Option<String> {
+            if disabled {
+                return None;
+            }
+            let exporter = var(&format!("OTEL_{}_EXPORTER", signal.upper()));
+            if exporter
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case("none"))
+            {
+                return None;
+            }
+            let own = var(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.upper()));
+            let url = match (own, &base) {
+                // A signal's own endpoint is the full URL, used as it is.
+                (Some(own), _) => own,
+                (None, Some(base)) => {
+                    format!("{}/v1/{}", base.trim_end_matches('/'), signal.as_str())
+                }
+                (None, None) => return None,
+            };
+            let protocol_var = format!("OTEL_EXPORTER_OTLP_{}_PROTOCOL", signal.upper());
+            let protocol = var(&protocol_var).or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
+            match protocol.as_deref() {
+                None | Some("http/protobuf") => Some(url),
+                Some(other) => {
+                    issues.push(format!(
+                        "OTLP protocol {other:?} for {} is not supported (only http/protobuf); \
+                         {} are not exported",
+                        signal.as_str(),
+                        signal.as_str()
+                    ));
+                    None
+                }
+            }
+        };
+        let traces_endpoint = endpoint(Signal::Traces);
+        let metrics_endpoint = endpoint(Signal::Metrics);
+        let logs_endpoint = endpoint(Signal::Logs);
+        let mut millis = |name: &str, default: u64| -> Duration {
+            match var(name) {
+                None => Duration::from_millis(default),
+                Some(v) => match v.parse::<u64>() {
+                    Ok(n) => Duration::from_millis(n),
+                    Err(_) => {
+                        issues.push(format!(
+                            "{name}={v:?} is not a number of milliseconds; using {default}"
+                        ));
+                        Duration::from_millis(default)
+                    }
+                },
+            }
+        };
+        let spans_delay = millis("OTEL_BSP_SCHEDULE_DELAY", 5000);
+        let spans_timeout = millis("OTEL_BSP_EXPORT_TIMEOUT", 30_000);
+        let logs_delay = millis("OTEL_BLRP_SCHEDULE_DELAY", 1000);
+        let logs_timeout = millis("OTEL_BLRP_EXPORT_TIMEOUT", 30_000);
+        let metric_interval = millis("OTEL_METRIC_EXPORT_INTERVAL", 60_000);
+        let metric_timeout = millis("OTEL_METRIC_EXPORT_TIMEOUT", 30_000);
+        let mut count = |name: &str, default: usize| -> usize {
+            match var(name) {
+                None => default,
+                Some(v) => match v.parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => {
+                        issues.push(format!(
+                            "{name}={v:?} is not a positive integer; using {default}"
+                        ));
+                        default
+                    }
+                },
+            }
+        };
+        let spans_queue = count("OTEL_BSP_MAX_QUEUE_SIZE", 2048);
+        let spans_batch = count("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512).min(spans_queue);
+        let logs_queue = count("OTEL_BLRP_MAX_QUEUE_SIZE", 2048);
+        let logs_batch = count("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", 512).min(logs_queue);
+        OtlpSettings {
+            traces_endpoint,
+            metrics_endpoint,
+            logs_endpoint,
+            spans: BatchSettings {
+                schedule_delay: spans_delay,
+                export_timeout: spans_timeout,
+                max_queue_size: spans_queue,
+                max_batch_size: spans_batch,
+            },
+            logs: BatchSettings {
+                schedule_delay: logs_delay,
+                export_timeout: logs_timeout,
+                max_queue_size: logs_queue,
+                max_batch_size: logs_batch,
+            },
+            metric_interval: metric_interval.max(Duration::from_millis(1)),
+            metric_timeout,
+            service_name: var("OTEL_SERVICE_NAME"),
+            issues,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(flag: Option<&str>, vars: &[(&str, &str)]) -> OtlpSettings {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        OtlpSettings::from_env(flag, &|name| {
+            vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })
+    }
+
+    #[test]
+    fn nothing_is_exported_without_an_endpoint() {
+        let s = settings(None, &[]);
+        assert!(!s.any());
+        assert_eq!(s.spans.max_queue_size, 2048);
+        assert_eq!(s.spans.max_batch_size, 512);
+        assert_eq!(s.spans.schedule_delay, Duration::from_secs(5));
+        assert_eq!(s.logs.schedule_delay, Duration::from_secs(1));
+        assert_eq!(s.metric_interval, Duration::from_secs(60));
+        assert!(s.issues.is_empty());
+    }
+
+    #[test]
+    fn the_base_endpoint_gets_signal_paths_and_own_endpoints_are_kept() {
+        let s = settings(
+            None,
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+                (
+                    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                    "http://logs:9999/custom",
+                ),
+                ("OTEL_METRICS_EXPORTER", "none"),
+            ],
+        );
+        assert_eq!(
+            s.endpoint(Signal::Traces),
+            Some("http://collector:4318/v1/traces")
+        );
+        assert_eq!(s.endpoint(Signal::Metrics), None);
+        assert_eq!(s.endpoint(Signal::Logs), Some("http://logs:9999/custom"));
+        // The flag wins over the variable.
+        let s = settings(
+            Some("http://flag:1"),
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://env:2")],
+        );
+        assert_eq!(
+            s.endpoint(Signal::Metrics),
+            Some("http://flag:1/v1/metrics")
+        );
+    }
+
+    #[test]
+    fn sdk_disabled_and_unsupported_protocols_turn_export_off() {
+        let s = settings(Some("http://c:4318"), &[("OTEL_SDK_DISABLED", "TRUE")]);
+        assert!(!s.any());
+        let s = settings(
+            Some("http://c:4318"),
+            &[
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+            ],
+        );
+        assert!(s.endpoint(Signal::Traces).is_some());
+        assert!(s.endpoint(Signal::Logs).is_none());
+        assert_eq!(s.issues.len(), 2);
+    }
+
+    #[test]
+    fn batch_variables_are_read_and_bad_values_fall_back() {
+        let s = settings(
+            None,
+            &[
+                ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+                ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
+                ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50"),
+                ("OTEL_BLRP_EXPORT_TIMEOUT", "soon"),
+                ("OTEL_BLRP_MAX_QUEUE_SIZE", "0"),
+                ("OTEL_METRIC_EXPORT_INTERVAL", "250"),
+            ],
+        );
+        assert_eq!(s.spans.schedule_delay, Duration::from_millis(100));
+        assert_eq!(s.spans.max_queue_size, 10);
+        assert_eq!(s.spans.max_batch_size, 10, "a batch is at most the queue");
+        assert_eq!(s.logs.export_timeout, Duration::from_secs(30));
+        assert_eq!(s.logs.max_queue_size, 2048);
+        assert_eq!(s.metric_interval, Duration::from_millis(250));
+        assert_eq!(s.issues.len(), 2);
+    }
+}
