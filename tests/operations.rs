@@ -153,7 +153,7 @@ fn promtool_checks_the_rules_and_every_alert_passes_its_unit_tests() {
     let out = run("promtool", &["check", "rules", rules.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        text(&out).contains("SUCCESS: 20 rules found"),
+        text(&out).contains("SUCCESS: 21 rules found"),
         "{}",
         text(&out)
     );
@@ -180,7 +180,7 @@ fn promtool_checks_the_rules_and_every_alert_passes_its_unit_tests() {
         .map(|f| std::fs::read_to_string(f).unwrap())
         .collect();
     let alerts = alerts_in(&std::fs::read_to_string(&rules).unwrap());
-    assert_eq!(alerts.len(), 10, "{alerts:?}");
+    assert_eq!(alerts.len(), 11, "{alerts:?}");
     for (alert, _) in &alerts {
         let cases: Vec<&str> = test_text
             .split("  - interval:")
@@ -824,13 +824,13 @@ fn burn_rate_alert_reaches_alertmanager_and_dashboard_queries_return_data() {
         .iter()
         .flat_map(|g| g["rules"].as_array().unwrap())
         .collect();
-    assert_eq!(all_rules.len(), 20);
+    assert_eq!(all_rules.len(), 21);
     for rule in &all_rules {
         assert_eq!(rule["health"], "ok", "{rule}");
     }
     assert_eq!(
         all_rules.iter().filter(|r| r["type"] == "alerting").count(),
-        10
+        11
     );
     let alerts = prom.query("ALERTS").unwrap();
     assert!(alerts.is_empty(), "alerts on healthy traffic: {alerts:?}");
