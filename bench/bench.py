@@ -37,11 +37,16 @@ TARGET_RATIO_PRODUCT_VS_WASMTIME = 1.5
 TARGET_RATIO_UPSTREAM_VS_DIRECT = 0.8
 TARGET_NATIVE_NS = 5000.0
 TARGET_STARTUP_S = 1.0
+# The product's added CPU per request over the app alone, as a multiple of the floor's.
+TARGET_FLOOR_MULTIPLE = 1.5
+TARGET_SETTINGS_NS = 20000.0
 
 # Targets in run order, with the label used in the report.
 TARGETS = {
     "baseline": "1. runtime-host --no-middleware (demo app alone)",
     "product": "2. runtime-host (middleware + demo app)",
+    "floor": "2f. runtime-host --middleware floor_middleware.wasm (the floor + demo app)",
+    "reuse1": "2r. as 2, --max-instance-reuse 1 (a new instance for every request)",
     "wasmtime": "3. wasmtime serve (middleware + app composed with wac plug)",
     "upstream": "4. runtime-host --upstream (middleware in front of bench-origin)",
     "direct": "4'. bench-origin called directly",
@@ -362,6 +367,15 @@ def cmd_report(argv):
     w(f"| p99 added by the middleware at moderate load (2 − 1) | {fmt_ms(p99_added)} "
       f"| ≤ {TARGET_P99_ADDED_MS} ms "
       f"| {verdict(None if p99_added is None else p99_added <= TARGET_P99_ADDED_MS)} |")
+    # CPU per request added over the app alone: the product's against the floor's.
+    cb, cp, cf = g("baseline", "cpu_us"), g("product", "cpu_us"), g("floor", "cpu_us")
+    floor_multiple = (ratio(cp - cb, cf - cb)
+                      if None not in (cb, cp, cf) and cf > cb else None)
+    w(f"| CPU per request added over the app alone, product as a multiple of the floor "
+      f"((2 − 1) / (2f − 1)) | {fmt(floor_multiple, 2, '×')} | ≤ {TARGET_FLOOR_MULTIPLE}× "
+      f"| {verdict(None if floor_multiple is None else floor_multiple <= TARGET_FLOOR_MULTIPLE)} |")
+    r2r = ratio(g("reuse1", "rps"), g("product", "rps"))
+    w(f"| throughput 2r / 2 (a new instance per request vs reuse) | {fmt(r2r, 3)} | (reported) | |")
     w(f"| throughput 2 / 3 (runtime-host vs wasmtime serve) | {fmt(r23, 3)} "
       f"| ≥ {TARGET_RATIO_PRODUCT_VS_WASMTIME} "
       f"| {verdict(None if r23 is None else r23 >= TARGET_RATIO_PRODUCT_VS_WASMTIME)} |")
@@ -375,6 +389,12 @@ def cmd_report(argv):
     w(f"| per-request logic natively (criterion, whole request) | "
       f"{fmt(ns / 1000 if ns else None, 2, ' µs')} | < {TARGET_NATIVE_NS / 1000:.0f} µs "
       f"| {verdict(None if ns is None else ns < TARGET_NATIVE_NS)} |")
+    settings = m1("criterion.settings/defaults")
+    settings_ns = float(settings) if settings != "n/a" else None
+    w(f"| reading the default settings natively, once per instance (criterion) | "
+      f"{fmt(settings_ns / 1000 if settings_ns else None, 2, ' µs')} "
+      f"| < {TARGET_SETTINGS_NS / 1000:.0f} µs "
+      f"| {verdict(None if settings_ns is None else settings_ns < TARGET_SETTINGS_NS)} |")
     w(f"| process start to /readyz 200, warm compilation cache | "
       f"{fmt(warm_s * 1000 if warm_s is not None else None, 0, ' ms')} "
       f"| < {TARGET_STARTUP_S * 1000:.0f} ms "

@@ -94,8 +94,10 @@ fn demo_app_is_a_plain_wasi_http_service() {
 }
 
 /// The size budget. It was 300 KB until CORS (about 8 KB), log context (about 3 KB) and the
-/// host-answer contract (about 2 KB) were added; each was measured (README, "Size").
-const SIZE_BUDGET: usize = 320 * 1000;
+/// host-answer contract (about 2 KB) were added, then 320 KB until the components were built
+/// for speed (`opt-level = 3`: about 30 KB for 8.5 % fewer instructions per request); each
+/// step was measured (README, "Size").
+const SIZE_BUDGET: usize = 400 * 1000;
 
 #[test]
 fn middleware_release_size_stays_within_budget() {
