@@ -1,4 +1,5 @@
-//! Builds the middleware and the demo app for `wasm32-wasip2` so the binary can embed them:
+//! Builds the middleware and the demo apps for `wasm32-wasip2` so the binary can embed them
+//! (and the tests and benchmarks can load library mode's app with `--app`):
 //! `cargo run -p runtime-host` then works on a fresh machine with nothing built by hand.
 //!
 //! The nested cargo uses its own target directory, so it never waits on the lock of the
@@ -11,15 +12,26 @@ use std::process::Command;
 const COMPONENTS: &[(&str, &str)] = &[
     ("edge-observability", "edge_observability.wasm"),
     ("hello-app", "hello_app.wasm"),
+    ("library-app", "library_app.wasm"),
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
-    for dir in ["src", "wit", "examples/hello-app/src"] {
+    for dir in [
+        "src",
+        "wit",
+        "examples/hello-app/src",
+        "examples/library-app/src",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    for file in ["Cargo.toml", "Cargo.lock", "examples/hello-app/Cargo.toml"] {
+    for file in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "examples/hello-app/Cargo.toml",
+        "examples/library-app/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(file).display());
     }
     println!("cargo:rerun-if-env-changed=RUNTIME_HOST_SKIP_COMPONENT_BUILD");
