@@ -198,8 +198,13 @@ where
     // Only fails for codes outside 100..=999, which `http::StatusCode` cannot hold.
     let _ = response.set_status_code(status.as_u16());
     wit_bindgen::spawn(async move {
-        let mut body = std::pin::pin!(body);
-        let sent = writer.send_http_body(&mut body).await;
+        // The body is dropped before waiting for the delivery: a body that streams the
+        // request's holds the request's consumption signal, which the host may wait for
+        // before it finishes the response.
+        let sent = {
+            let mut body = std::pin::pin!(body);
+            writer.send_http_body(&mut body).await
+        };
         let delivered = transmitted.await;
         let error = (sent.is_err() || delivered.is_err()).then_some(ErrorType::ResponseBodyError);
         let (request_bytes, response_bytes) = counts;
