@@ -8,11 +8,15 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The components to embed: (package, wasm file name).
+/// The components to build: (package, wasm file name), in build order. The library app comes
+/// first: it links the core crate, whose cdylib (built with the `library` feature only) lands
+/// on the same `edge_observability.wasm` path; building the middleware after it puts the
+/// component back there (cargo puts the file in place again even when nothing changed), for
+/// the tools that read it from the target directory (bench/run.sh).
 const COMPONENTS: &[(&str, &str)] = &[
+    ("library-app", "library_app.wasm"),
     ("edge-observability", "edge_observability.wasm"),
     ("hello-app", "hello_app.wasm"),
-    ("library-app", "library_app.wasm"),
 ];
 
 fn main() {
@@ -53,11 +57,9 @@ fn main() {
     // One cargo run per component: in a single run cargo unifies features across packages,
     // and the app would inherit spin-sdk's `http-middleware` feature (and with it an import
     // of `wasi:http/handler` it must not have).
-    for (package, _) in COMPONENTS {
+    // Each file is copied right after its own build, before another build can replace it.
+    for (package, file) in COMPONENTS {
         build_component(&workspace, &target_dir, package);
-    }
-
-    for (_, file) in COMPONENTS {
         let built = target_dir
             .join("wasm32-wasip2")
             .join("component")

@@ -145,10 +145,8 @@ where
 
     // Bodies of known size are not counted: the exchange logs their Content-Length.
     let counting = middleware.config().counts_body_bytes();
-    let (body, request_bytes) = ObservedBody::counted_if(
-        body,
-        counting && exchange.known_request_size().is_none(),
-    );
+    let (body, request_bytes) =
+        ObservedBody::counted_if(body, counting && exchange.known_request_size().is_none());
     let app_start = Instant::now();
     let answered = handler(http::Request::from_parts(parts, body))
         .await
@@ -161,15 +159,19 @@ where
             let failure = exchange.on_failure(error_type(&code));
             let body = ObservedBody::new(FullBody::new(bytes::Bytes::from(failure.body)));
             let counts = (request_bytes, ByteCount::default());
-            return Ok(send(exchange, failure.status, failure.headers, body, counts));
+            return Ok(send(
+                exchange,
+                failure.status,
+                failure.headers,
+                body,
+                counts,
+            ));
         }
     };
     let (mut parts, body) = response.into_parts();
     exchange.on_response(parts.status, &mut parts.headers, app_time);
-    let (body, response_bytes) = ObservedBody::counted_if(
-        body,
-        counting && exchange.known_response_size().is_none(),
-    );
+    let (body, response_bytes) =
+        ObservedBody::counted_if(body, counting && exchange.known_response_size().is_none());
     Ok(send(
         exchange,
         parts.status,

@@ -12,7 +12,12 @@ const ORIGIN: &str = "https://app.example.com";
 
 /// The library app alone, its metric events counted (`--library-mode`), plus `extra` args.
 fn library_host(extra: &[&str]) -> Host {
-    let mut args = vec!["--no-middleware", "--library-mode", "--app", LIBRARY_APP_PATH];
+    let mut args = vec![
+        "--no-middleware",
+        "--library-mode",
+        "--app",
+        LIBRARY_APP_PATH,
+    ];
     args.extend_from_slice(extra);
     Host::start(&args)
 }
@@ -164,7 +169,10 @@ fn app_headers_are_cleaned_and_log_context_moves_into_the_line() {
     assert_eq!(response.status, 200, "{response:?}");
     assert!(response.header("server").is_none(), "{response:?}");
     assert!(response.header("x-powered-by").is_none(), "{response:?}");
-    assert!(response.header("obs-context-tenant").is_none(), "{response:?}");
+    assert!(
+        response.header("obs-context-tenant").is_none(),
+        "{response:?}"
+    );
     // Set exactly once, by the wrapper (header() panics on duplicates).
     let id = response.request_id();
     assert_ne!(id, "app-id");
@@ -192,7 +200,11 @@ fn each_request_writes_one_line_and_one_counted_metric_event() {
         host.log_line(id);
     }
     let text = host.wait_metrics("four requests", |t| {
-        metric_sum(t, "http_server_requests_total", &[("http_route", "/status/{code}")]) == 4.0
+        metric_sum(
+            t,
+            "http_server_requests_total",
+            &[("http_route", "/status/{code}")],
+        ) == 4.0
     });
     assert_eq!(
         metric_sum(
@@ -207,13 +219,19 @@ fn each_request_writes_one_line_and_one_counted_metric_event() {
         "{text}"
     );
     assert!(text.contains("http_server_request_duration_seconds_bucket{"));
-    assert!(!text.contains("/status/201"), "raw paths never become labels");
+    assert!(
+        !text.contains("/status/201"),
+        "raw paths never become labels"
+    );
     promtool_check(&text);
 
     // Exactly one access line per request, and the metric events fed /metrics only.
     let lines = host.log_lines();
     for id in ids.iter().chain([&failed]) {
-        let count = lines.iter().filter(|l| l["request_id"] == id.as_str()).count();
+        let count = lines
+            .iter()
+            .filter(|l| l["request_id"] == id.as_str())
+            .count();
         assert_eq!(count, 1, "access lines of {id}");
     }
     let log = host.log_line(&failed);
@@ -235,11 +253,17 @@ fn without_library_mode_the_apps_metric_events_are_printed_not_counted() {
     // never counts.
     let host = Host::start(&["--no-middleware", "--app", LIBRARY_APP_PATH]);
     let id = unique("uncounted");
-    assert_eq!(get(host.addr, "/hello", &[("x-request-id", &id)]).status, 200);
+    assert_eq!(
+        get(host.addr, "/hello", &[("x-request-id", &id)]).status,
+        200
+    );
     let event = host.wait_stdout("the printed metric event", |l| {
         l.contains("edge_obs.metric.v1")
     });
-    assert!(event.contains("\"http.response.status_code\":200"), "{event}");
+    assert!(
+        event.contains("\"http.response.status_code\":200"),
+        "{event}"
+    );
     host.log_line(&id);
     assert_eq!(
         metric_sum(&host.metrics(), "http_server_requests_total", &[]),
@@ -287,7 +311,11 @@ fn settings_are_the_middlewares() {
     assert_eq!(plain.header("server").as_deref(), Some("nginx"));
     assert!(plain.header("x-request-id").is_none());
     assert!(plain.header("strict-transport-security").is_none());
-    assert!(get(off.addr, "/", &[]).json()["headers"].get("traceparent").is_none());
+    assert!(
+        get(off.addr, "/", &[]).json()["headers"]
+            .get("traceparent")
+            .is_none()
+    );
 }
 
 #[test]
@@ -398,7 +426,10 @@ fn preflights_are_answered_and_app_failures_become_problems() {
         metric_sum(
             t,
             "http_server_requests_total",
-            &[("http_response_status_code", "504"), ("error_type", "timeout")],
+            &[
+                ("http_response_status_code", "504"),
+                ("error_type", "timeout"),
+            ],
         ) == 1.0
     });
 }

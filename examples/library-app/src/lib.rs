@@ -126,7 +126,9 @@ pub mod component {
             Route::EchoBody => Ok(echo_body(request)),
             Route::Fail => Err(ErrorCode::ConnectionTimeout),
             Route::Echo => echo(&request),
-            Route::BadRequest(message) => json(StatusCode::BAD_REQUEST, &json!({ "error": message })),
+            Route::BadRequest(message) => {
+                json(StatusCode::BAD_REQUEST, &json!({ "error": message }))
+            }
         }
     }
 
