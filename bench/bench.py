@@ -40,6 +40,7 @@ TARGET_STARTUP_S = 1.0
 # The product's added CPU per request over the app alone, as a multiple of the floor's.
 TARGET_FLOOR_MULTIPLE = 1.5
 TARGET_SETTINGS_NS = 20000.0
+TARGET_RATIO_LIBRARY_VS_APP = 0.9
 
 # Targets in run order, with the label used in the report.
 TARGETS = {
@@ -52,6 +53,8 @@ TARGETS = {
     "direct": "4'. bench-origin called directly",
     "upstream_slow": "4s. as 4, origin taking ORIGIN_DELAY_MS per request (/delay/N)",
     "direct_slow": "4s'. as 4', origin taking ORIGIN_DELAY_MS per request (/delay/N)",
+    "library": "5. runtime-host --no-middleware --library-mode (library app: middleware core linked into the app)",
+    "library_off": "5'. as 5, EDGE_OBS_ENABLED=off (the same app without observability)",
 }
 
 
@@ -386,6 +389,10 @@ def cmd_report(argv):
     w(f"| throughput 4s / 4s' (the same, origin taking {delay} ms per request) | {fmt(r4s, 3)} "
       f"| ≥ {TARGET_RATIO_UPSTREAM_VS_DIRECT} "
       f"| {verdict(None if r4s is None else r4s >= TARGET_RATIO_UPSTREAM_VS_DIRECT)} |")
+    r5 = ratio(g("library", "rps"), g("library_off", "rps"))
+    w(f"| throughput 5 / 5' (library mode vs the same app without observability) | {fmt(r5, 3)} "
+      f"| ≥ {TARGET_RATIO_LIBRARY_VS_APP} "
+      f"| {verdict(None if r5 is None else r5 >= TARGET_RATIO_LIBRARY_VS_APP)} |")
     w(f"| per-request logic natively (criterion, whole request) | "
       f"{fmt(ns / 1000 if ns else None, 2, ' µs')} | < {TARGET_NATIVE_NS / 1000:.0f} µs "
       f"| {verdict(None if ns is None else ns < TARGET_NATIVE_NS)} |")
@@ -424,7 +431,8 @@ def cmd_report(argv):
     w(f"| middleware component (`edge_observability.wasm`, profile `component`) | "
       f"{fmt(int(size)) + ' bytes' if size != 'n/a' else 'n/a'} |")
     for key, label in [("app_size_bytes", "demo app component (`hello_app.wasm`)"),
-                       ("composed_size_bytes", "composed component (`wac plug`)")]:
+                       ("composed_size_bytes", "composed component (`wac plug`)"),
+                       ("library_app_size_bytes", "library app (`library_app.wasm`)")]:
         v = m1(key)
         w(f"| {label} | {fmt(int(v)) + ' bytes' if v != 'n/a' else 'n/a'} |")
     for label, rec in startups.items():

@@ -125,7 +125,8 @@ HOST=target/release/runtime-host
 ORIGIN=target/release/bench-origin
 MIDDLEWARE_WASM=$COMPONENTS/edge_observability.wasm
 APP_WASM=$COMPONENTS/hello_app.wasm
-for f in "$HOST" "$ORIGIN" "$MIDDLEWARE_WASM" "$APP_WASM" "$FLOOR_WASM"; do
+LIBRARY_WASM=$COMPONENTS/library_app.wasm
+for f in "$HOST" "$ORIGIN" "$MIDDLEWARE_WASM" "$APP_WASM" "$FLOOR_WASM" "$LIBRARY_WASM"; do
     [ -f "$f" ] || { echo "missing after the build: $f" >&2; exit 1; }
 done
 
@@ -161,6 +162,7 @@ meta git "$commit"
 meta component_size_bytes "$(stat -c %s "$MIDDLEWARE_WASM")"
 meta app_size_bytes "$(stat -c %s "$APP_WASM")"
 [ -f "$COMPOSED" ] && meta composed_size_bytes "$(stat -c %s "$COMPOSED")"
+[ -f "$LIBRARY_WASM" ] && meta library_app_size_bytes "$(stat -c %s "$LIBRARY_WASM")"
 
 # --- per-request logic natively (criterion), before any server runs -----------------------
 if [ "${SKIP_CRITERION:-0}" != 1 ]; then
@@ -229,6 +231,12 @@ if [ -f "$COMPOSED" ]; then
     start wasmtime wasmtime serve $WASMTIME_SERVE_FLAGS --addr "127.0.0.1:$P_WT" "$COMPOSED"
 fi
 
+# 5 and 5': library mode (examples/library-app, the middleware core linked into the app), and
+# the same app with observability switched off, its baseline.
+read -r P_LIB P_LIB_ADM P_LIBOFF P_LIBOFF_ADM < <($PY free-ports 4)
+start library "$HOST" --no-middleware --library-mode --app "$LIBRARY_WASM" --addr "127.0.0.1:$P_LIB" --admin-addr "127.0.0.1:$P_LIB_ADM"
+start library_off "$HOST" --no-middleware --app "$LIBRARY_WASM" --env EDGE_OBS_ENABLED=off --addr "127.0.0.1:$P_LIBOFF" --admin-addr "127.0.0.1:$P_LIBOFF_ADM"
+
 # 4 and 4' are also measured on `/delay/$ORIGIN_DELAY_MS`, where the origin takes that long per
 # request (like a database call) before the same answer: the same servers, another path.
 PID_upstream_slow=${PID_upstream:-}
@@ -243,6 +251,8 @@ declare -A URL=(
     [direct]="http://127.0.0.1:$P_ORIGIN/hello"
     [upstream_slow]="http://127.0.0.1:$P_UP/delay/$ORIGIN_DELAY_MS"
     [direct_slow]="http://127.0.0.1:$P_ORIGIN/delay/$ORIGIN_DELAY_MS"
+    [library]="http://127.0.0.1:$P_LIB/hello"
+    [library_off]="http://127.0.0.1:$P_LIBOFF/hello"
 )
 declare -A READY=(
     [baseline]="http://127.0.0.1:$P_BASE_ADM/readyz"
@@ -254,9 +264,11 @@ declare -A READY=(
     [direct]="http://127.0.0.1:$P_ORIGIN/hello"
     [upstream_slow]="http://127.0.0.1:$P_UP_ADM/readyz"
     [direct_slow]="http://127.0.0.1:$P_ORIGIN/hello"
+    [library]="http://127.0.0.1:$P_LIB_ADM/readyz"
+    [library_off]="http://127.0.0.1:$P_LIBOFF_ADM/readyz"
 )
 TARGETS=()
-for t in baseline product floor reuse1 wasmtime upstream direct upstream_slow direct_slow; do
+for t in baseline product floor reuse1 wasmtime upstream direct upstream_slow direct_slow library library_off; do
     v="PID_$t"
     [ -n "${!v:-}" ] || continue
     if $PY wait-http "${READY[$t]}" 180 && $PY wait-http "${URL[$t]}" 10; then
