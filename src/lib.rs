@@ -28,6 +28,11 @@ pub mod trace_context;
 mod component;
 #[cfg(all(target_family = "wasm", feature = "library"))]
 pub mod library;
+#[cfg(all(
+    target_family = "wasm",
+    any(feature = "component", feature = "library")
+))]
+mod wasi_glue;
 
 #[cfg(test)]
 mod proptests;

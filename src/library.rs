@@ -28,19 +28,19 @@
 //! written to the host frame by frame. The access line and metric event are written to
 //! stdout when the host has sent the whole response body.
 
-use crate::{Completion, ErrorType, Exchange, Middleware, RequestHead};
+use crate::wasi_glue::{error_type, middleware, to_fields, write_stdout};
+use crate::{Completion, ErrorType, Exchange, RequestHead};
 use bytes::Buf;
 use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use spin_sdk::http::{EmptyBody, FullBody};
-use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Response as WasiResponse};
+use spin_sdk::wasip3::http::types::{ErrorCode, Response as WasiResponse};
 use spin_sdk::wasip3::http_compat::{BodyWriter, IncomingRequestBody};
 use spin_sdk::wasip3::wit_bindgen;
 use std::future::Future;
-use std::io::Write;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -51,27 +51,6 @@ pub type Request = http::Request<ObservedBody<IncomingRequestBody>>;
 
 /// Errors a response body may end with (what spin-sdk accepts).
 type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// Settings are read once per instance; hosts reuse instances for many requests.
-fn middleware() -> &'static Middleware {
-    static MIDDLEWARE: OnceLock<Middleware> = OnceLock::new();
-    MIDDLEWARE.get_or_init(|| {
-        let (middleware, issues) = Middleware::from_env(std::env::vars());
-        if !issues.is_empty() {
-            write_stdout(&middleware.config_issue_lines(&issues));
-        }
-        middleware
-    })
-}
-
-/// Writes whole lines in one call so lines of concurrent requests never interleave.
-fn write_stdout(lines: &str) {
-    if lines.is_empty() {
-        return;
-    }
-    // Nothing sensible can be done when stdout is gone; the request must not fail for it.
-    let _ = std::io::stdout().lock().write_all(lines.as_bytes());
-}
 
 /// What an observed handler may return: an `http::Response` with any body spin-sdk can
 /// send, or an `ErrorCode` when the app cannot answer (answered like the component answers a
@@ -196,7 +175,7 @@ where
     B::Error: Into<BoxError>,
 {
     let (writer, stream, result) = BodyWriter::new();
-    let (response, transmitted) = WasiResponse::new(to_fields(headers), Some(stream), result);
+    let (response, transmitted) = WasiResponse::new(to_fields(&headers), Some(stream), result);
     // Only fails for codes outside 100..=999, which `http::StatusCode` cannot hold.
     let _ = response.set_status_code(status.as_u16());
     wit_bindgen::spawn(async move {
@@ -288,45 +267,5 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
-    }
-}
-
-/// The response headers as `wasi:http` fields, in one host call.
-fn to_fields(headers: HeaderMap) -> Fields {
-    let entries: Vec<(String, Vec<u8>)> = headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-        .collect();
-    // Fails only for names the host forbids guests to set (e.g. hop-by-hop headers); drop
-    // those one by one instead of losing every header.
-    Fields::from_list(&entries).unwrap_or_else(|_| {
-        let fields = Fields::new();
-        for (name, value) in entries {
-            let _ = fields.append(&name, &value);
-        }
-        fields
-    })
-}
-
-/// Maps the app's error to the middleware's failure kinds (504 for timeouts), as the
-/// component maps the next handler's.
-fn error_type(code: &ErrorCode) -> ErrorType {
-    match code {
-        ErrorCode::DnsTimeout
-        | ErrorCode::ConnectionTimeout
-        | ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::HttpResponseTimeout => ErrorType::Timeout,
-        ErrorCode::ConnectionRefused => ErrorType::ConnectionRefused,
-        ErrorCode::DnsError(_)
-        | ErrorCode::DestinationNotFound
-        | ErrorCode::DestinationUnavailable
-        | ErrorCode::DestinationIpProhibited
-        | ErrorCode::DestinationIpUnroutable
-        | ErrorCode::ConnectionTerminated
-        | ErrorCode::ConnectionLimitReached => ErrorType::DestinationUnavailable,
-        ErrorCode::HttpRequestBodySize(_) => ErrorType::RequestBodyError,
-        ErrorCode::InternalError(_) => ErrorType::Internal,
-        _ => ErrorType::Other,
     }
 }
