@@ -38,17 +38,25 @@ TARGET_RATIO_UPSTREAM_VS_DIRECT = 0.8
 TARGET_RATIO_OTLP_ON_VS_OFF = 0.95
 TARGET_NATIVE_NS = 5000.0
 TARGET_STARTUP_S = 1.0
+# The product's added CPU per request over the app alone, as a multiple of the floor's.
+TARGET_FLOOR_MULTIPLE = 1.5
+TARGET_SETTINGS_NS = 20000.0
+TARGET_RATIO_LIBRARY_VS_APP = 0.9
 
 # Targets in run order, with the label used in the report.
 TARGETS = {
     "baseline": "1. runtime-host --no-middleware (demo app alone)",
     "product": "2. runtime-host (middleware + demo app)",
     "product_otlp": "2o. as 2, exporting spans, metrics and logs over OTLP/HTTP to bench-origin",
+    "floor": "2f. runtime-host --middleware floor_middleware.wasm (the floor + demo app)",
+    "reuse1": "2r. as 2, --max-instance-reuse 1 (a new instance for every request)",
     "wasmtime": "3. wasmtime serve (middleware + app composed with wac plug)",
     "upstream": "4. runtime-host --upstream (middleware in front of bench-origin)",
     "direct": "4'. bench-origin called directly",
     "upstream_slow": "4s. as 4, origin taking ORIGIN_DELAY_MS per request (/delay/N)",
     "direct_slow": "4s'. as 4', origin taking ORIGIN_DELAY_MS per request (/delay/N)",
+    "library": "5. runtime-host --no-middleware --library-mode (library app: middleware core linked into the app)",
+    "library_off": "5'. as 5, EDGE_OBS_ENABLED=off (the same app without observability)",
 }
 
 
@@ -365,6 +373,15 @@ def cmd_report(argv):
     w(f"| p99 added by the middleware at moderate load (2 − 1) | {fmt_ms(p99_added)} "
       f"| ≤ {TARGET_P99_ADDED_MS} ms "
       f"| {verdict(None if p99_added is None else p99_added <= TARGET_P99_ADDED_MS)} |")
+    # CPU per request added over the app alone: the product's against the floor's.
+    cb, cp, cf = g("baseline", "cpu_us"), g("product", "cpu_us"), g("floor", "cpu_us")
+    floor_multiple = (ratio(cp - cb, cf - cb)
+                      if None not in (cb, cp, cf) and cf > cb else None)
+    w(f"| CPU per request added over the app alone, product as a multiple of the floor "
+      f"((2 − 1) / (2f − 1)) | {fmt(floor_multiple, 2, '×')} | ≤ {TARGET_FLOOR_MULTIPLE}× "
+      f"| {verdict(None if floor_multiple is None else floor_multiple <= TARGET_FLOOR_MULTIPLE)} |")
+    r2r = ratio(g("reuse1", "rps"), g("product", "rps"))
+    w(f"| throughput 2r / 2 (a new instance per request vs reuse) | {fmt(r2r, 3)} | (reported) | |")
     w(f"| throughput 2 / 3 (runtime-host vs wasmtime serve) | {fmt(r23, 3)} "
       f"| ≥ {TARGET_RATIO_PRODUCT_VS_WASMTIME} "
       f"| {verdict(None if r23 is None else r23 >= TARGET_RATIO_PRODUCT_VS_WASMTIME)} |")
@@ -378,9 +395,19 @@ def cmd_report(argv):
     w(f"| throughput 2o / 2 (OTLP export on vs off) | {fmt(r2o, 3)} "
       f"| ≥ {TARGET_RATIO_OTLP_ON_VS_OFF} "
       f"| {verdict(None if r2o is None else r2o >= TARGET_RATIO_OTLP_ON_VS_OFF)} |")
+    r5 = ratio(g("library", "rps"), g("library_off", "rps"))
+    w(f"| throughput 5 / 5' (library mode vs the same app without observability) | {fmt(r5, 3)} "
+      f"| ≥ {TARGET_RATIO_LIBRARY_VS_APP} "
+      f"| {verdict(None if r5 is None else r5 >= TARGET_RATIO_LIBRARY_VS_APP)} |")
     w(f"| per-request logic natively (criterion, whole request) | "
       f"{fmt(ns / 1000 if ns else None, 2, ' µs')} | < {TARGET_NATIVE_NS / 1000:.0f} µs "
       f"| {verdict(None if ns is None else ns < TARGET_NATIVE_NS)} |")
+    settings = m1("criterion.settings/defaults")
+    settings_ns = float(settings) if settings != "n/a" else None
+    w(f"| reading the default settings natively, once per instance (criterion) | "
+      f"{fmt(settings_ns / 1000 if settings_ns else None, 2, ' µs')} "
+      f"| < {TARGET_SETTINGS_NS / 1000:.0f} µs "
+      f"| {verdict(None if settings_ns is None else settings_ns < TARGET_SETTINGS_NS)} |")
     w(f"| process start to /readyz 200, warm compilation cache | "
       f"{fmt(warm_s * 1000 if warm_s is not None else None, 0, ' ms')} "
       f"| < {TARGET_STARTUP_S * 1000:.0f} ms "
@@ -410,7 +437,8 @@ def cmd_report(argv):
     w(f"| middleware component (`edge_observability.wasm`, profile `component`) | "
       f"{fmt(int(size)) + ' bytes' if size != 'n/a' else 'n/a'} |")
     for key, label in [("app_size_bytes", "demo app component (`hello_app.wasm`)"),
-                       ("composed_size_bytes", "composed component (`wac plug`)")]:
+                       ("composed_size_bytes", "composed component (`wac plug`)"),
+                       ("library_app_size_bytes", "library app (`library_app.wasm`)")]:
         v = m1(key)
         w(f"| {label} | {fmt(int(v)) + ' bytes' if v != 'n/a' else 'n/a'} |")
     for label, rec in startups.items():

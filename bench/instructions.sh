@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request of runtime-host in several configurations, counted by callgrind.
 #
-#   bash bench/instructions.sh                       # the standard breakdown (about 3 minutes)
+#   bash bench/instructions.sh                       # the standard breakdown (about 12 minutes)
 #   bash bench/instructions.sh -- --env EDGE_OBS_LOG=off --middleware other.wasm
 #                                                    # one configuration of your own
 #
@@ -22,12 +22,17 @@ for tool in valgrind wrk; do
     fi
 done
 cargo build --release -p runtime-host >&2
+# The floor (bench/floor): built with the same profile and target directory as the embedded
+# components, so the comparison is like for like.
+cargo build --target wasm32-wasip2 --profile component -p floor-middleware \
+    --target-dir target/components >&2
+FLOOR=target/components/wasm32-wasip2/component/floor_middleware.wasm
 HOST=target/release/runtime-host
 WORK=target/bench/callgrind
 mkdir -p "$WORK"
 
-# measure LABEL ARGS...: prints "LABEL<TAB>instructions per request<TAB>requests".
-measure() {
+# measure_one LABEL ARGS...: prints "LABEL<TAB>instructions per request<TAB>requests".
+measure_one() {
     local label=$1
     shift
     local port admin
@@ -59,11 +64,16 @@ measure() {
 printf 'configuration\tinstructions/request\trequests counted\n'
 if [ "${1:-}" = "--" ]; then
     shift
-    measure "custom: $*" "$@"
+    measure_one "custom: $*" "$@"
     exit
 fi
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+# Rows go to the terminal and to $RESULTS, which the summary below reads.
+measure() { measure_one "$@" | tee -a "$RESULTS"; }
 measure "app alone (--no-middleware)" --no-middleware
 measure "middleware, EDGE_OBS_ENABLED=off (pass-through)" --env EDGE_OBS_ENABLED=off
+measure "the floor (bench/floor: clone the fields, set one header, rebuild; nothing else)" --middleware "$FLOOR"
 measure "middleware, request id only (log, metrics, trace, security, timing off; body sizes from content-length)" \
     --env EDGE_OBS_LOG=off --env EDGE_OBS_METRICS=off --env EDGE_OBS_BODY_SIZE=content-length \
     --env EDGE_OBS_TRACE_CONTEXT=off --env EDGE_OBS_SECURITY_HEADERS=off --env EDGE_OBS_SERVER_TIMING=off
@@ -71,3 +81,15 @@ measure "middleware, EDGE_OBS_LOG=off" --env EDGE_OBS_LOG=off
 measure "middleware, EDGE_OBS_METRICS=off" --env EDGE_OBS_METRICS=off
 measure "middleware, EDGE_OBS_BODY_SIZE=content-length" --env EDGE_OBS_BODY_SIZE=content-length
 measure "middleware, defaults (the product)"
+measure "middleware, defaults with EDGE_OBS_SECURITY_HEADERS=off" --env EDGE_OBS_SECURITY_HEADERS=off
+
+# The product's added cost as a multiple of the floor's (both over the app alone).
+awk -F'\t' '
+    /^app alone/ { app = $2 }
+    /^the floor/ { floor = $2 }
+    /^middleware, defaults \(the product\)/ { product = $2 }
+    END {
+        if (app && floor && product)
+            printf "\nadded over the app alone: floor %d, product %d = %.2fx the floor\n",
+                floor - app, product - app, (product - app) / (floor - app)
+    }' "$RESULTS"

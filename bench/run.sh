@@ -5,14 +5,16 @@
 #   DURATION=2 ROUNDS=1 bash bench/run.sh  # a quick check that everything runs
 #
 # Installs what it needs when missing (wrk from Debian; wasmtime-cli 48.0.8 and wac-cli with
-# cargo into target/bench-tools), builds runtime-host and bench-origin in release mode, runs the
-# criterion benchmark of the middleware's per-request logic, starts the five targets on free
+# cargo into target/bench-tools), builds runtime-host and bench-origin in release mode and the
+# floor middleware (bench/floor), runs the criterion benchmarks of the middleware's per-request
+# logic and of reading its settings, starts the targets on free
 # loopback ports, loads each with the same wrk command in interleaved rounds, times start-up to
 # /readyz, and writes bench/results/latest.md plus a dated copy. Every process it starts is
 # stopped on exit.
 #
 # Settings (environment): DURATION (s, default 10), ROUNDS (default 2), CONNECTIONS (default 16),
-# WASMTIME_SERVE_FLAGS (default below), SKIP_CRITERION=1, RESULTS_DIR (default bench/results),
+# WASMTIME_SERVE_FLAGS (default below), SKIP_CRITERION=1, SKIP_WASMTIME=1 (no target 3, and no
+# long install of wasmtime-cli and wac-cli), RESULTS_DIR (default bench/results),
 # BENCH_TOOLS (where wasmtime and wac are installed, default target/bench-tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -95,11 +97,14 @@ if ! command -v wrk >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
     apt-get install -y -qq wrk >/dev/null
 fi
-if ! "$TOOLS/bin/wasmtime" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_VERSION"; then
+SKIP_WASMTIME=${SKIP_WASMTIME:-0}
+if [ "$SKIP_WASMTIME" = 1 ]; then
+    echo "SKIP_WASMTIME=1: no wasmtime serve target" >&2
+elif ! "$TOOLS/bin/wasmtime" --version 2>/dev/null | grep -q "^wasmtime $WASMTIME_VERSION"; then
     echo "installing wasmtime-cli $WASMTIME_VERSION into $TOOLS (a long compile)..." >&2
     cargo install wasmtime-cli --version "$WASMTIME_VERSION" --locked --root "$TOOLS"
 fi
-if ! [ -x "$TOOLS/bin/wac" ]; then
+if [ "$SKIP_WASMTIME" != 1 ] && ! [ -x "$TOOLS/bin/wac" ]; then
     echo "installing wac-cli into $TOOLS..." >&2
     # Without the default `registry` feature (a warg registry client we do not use, and a
     # much longer build): `wac plug` only reads local files here.
@@ -111,11 +116,17 @@ log "build"
 BUILD_CMD=(cargo build --release -p runtime-host -p bench-origin)
 "${BUILD_CMD[@]}"
 meta "cmd.build" "${BUILD_CMD[*]}"
+# The floor (bench/floor), built like the embedded components.
+FLOOR_CMD=(cargo build --target wasm32-wasip2 --profile component -p floor-middleware --target-dir target/components)
+"${FLOOR_CMD[@]}"
+meta "cmd.build_floor" "${FLOOR_CMD[*]}"
+FLOOR_WASM=$COMPONENTS/floor_middleware.wasm
 HOST=target/release/runtime-host
 ORIGIN=target/release/bench-origin
 MIDDLEWARE_WASM=$COMPONENTS/edge_observability.wasm
 APP_WASM=$COMPONENTS/hello_app.wasm
-for f in "$HOST" "$ORIGIN" "$MIDDLEWARE_WASM" "$APP_WASM"; do
+LIBRARY_WASM=$COMPONENTS/library_app.wasm
+for f in "$HOST" "$ORIGIN" "$MIDDLEWARE_WASM" "$APP_WASM" "$FLOOR_WASM" "$LIBRARY_WASM"; do
     [ -f "$f" ] || { echo "missing after the build: $f" >&2; exit 1; }
 done
 
@@ -123,7 +134,9 @@ COMPOSED=$WORK/composed.wasm
 rm -f "$COMPOSED"
 COMPOSE_CMD=(wac plug "$MIDDLEWARE_WASM" --plug "$APP_WASM" -o "$COMPOSED")
 meta "cmd.compose" "${COMPOSE_CMD[*]}"
-if ! compose_out=$("${COMPOSE_CMD[@]}" 2>&1); then
+if [ "$SKIP_WASMTIME" = 1 ]; then
+    fail wasmtime "skipped (SKIP_WASMTIME=1)"
+elif ! compose_out=$("${COMPOSE_CMD[@]}" 2>&1); then
     fail wasmtime "wac plug failed: $compose_out"
 fi
 
@@ -139,8 +152,8 @@ meta mem "$(awk '/^MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
 meta kernel "$(uname -srm)"
 meta os "$(. /etc/os-release 2>/dev/null && echo "${PRETTY_NAME:-unknown}")"
 meta rustc "$(rustc --version)"
-meta wasmtime "$(wasmtime --version)"
-meta wac "$(wac --version 2>/dev/null || echo unknown)"
+meta wasmtime "$(wasmtime --version 2>/dev/null || echo "not used")"
+meta wac "$(wac --version 2>/dev/null || echo "not used")"
 meta wrk "$(wrk --version 2>&1 | head -1 | sed 's/ Copyright.*//' || true)"
 meta runtime_host "$("$HOST" --version)"
 commit=$(GIT_OPTIONAL_LOCKS=0 git rev-parse --short HEAD 2>/dev/null || echo unknown)
@@ -149,6 +162,7 @@ meta git "$commit"
 meta component_size_bytes "$(stat -c %s "$MIDDLEWARE_WASM")"
 meta app_size_bytes "$(stat -c %s "$APP_WASM")"
 [ -f "$COMPOSED" ] && meta composed_size_bytes "$(stat -c %s "$COMPOSED")"
+[ -f "$LIBRARY_WASM" ] && meta library_app_size_bytes "$(stat -c %s "$LIBRARY_WASM")"
 
 # --- per-request logic natively (criterion), before any server runs -----------------------
 if [ "${SKIP_CRITERION:-0}" != 1 ]; then
@@ -202,11 +216,15 @@ meta load_before "$LOAD_BEFORE"
 
 # --- servers ------------------------------------------------------------------------------
 log "servers"
-read -r P_ORIGIN P_BASE P_BASE_ADM P_PROD P_PROD_ADM P_UP P_UP_ADM P_WT P_OTLP P_OTLP_ADM < <($PY free-ports 10)
+read -r P_ORIGIN P_BASE P_BASE_ADM P_PROD P_PROD_ADM P_UP P_UP_ADM P_WT < <($PY free-ports 8)
+read -r P_FLOOR P_FLOOR_ADM P_R1 P_R1_ADM < <($PY free-ports 4)
+read -r P_OTLP P_OTLP_ADM < <($PY free-ports 2)
 
 start direct "$ORIGIN" --addr "127.0.0.1:$P_ORIGIN"
 start baseline "$HOST" --no-middleware --addr "127.0.0.1:$P_BASE" --admin-addr "127.0.0.1:$P_BASE_ADM"
 start product "$HOST" --addr "127.0.0.1:$P_PROD" --admin-addr "127.0.0.1:$P_PROD_ADM"
+start floor "$HOST" --middleware "$FLOOR_WASM" --addr "127.0.0.1:$P_FLOOR" --admin-addr "127.0.0.1:$P_FLOOR_ADM"
+start reuse1 "$HOST" --max-instance-reuse 1 --addr "127.0.0.1:$P_R1" --admin-addr "127.0.0.1:$P_R1_ADM"
 $PY wait-http "http://127.0.0.1:$P_ORIGIN/hello" 30 || { echo "bench-origin did not start" >&2; cat "$LOGS/direct.log" >&2; exit 1; }
 # 2o: the product exporting spans, metrics and logs over OTLP to bench-origin (which answers
 # OTLP requests with 200), against 2 with export off, in the same run.
@@ -218,6 +236,12 @@ if [ -f "$COMPOSED" ]; then
     start wasmtime wasmtime serve $WASMTIME_SERVE_FLAGS --addr "127.0.0.1:$P_WT" "$COMPOSED"
 fi
 
+# 5 and 5': library mode (examples/library-app, the middleware core linked into the app), and
+# the same app with observability switched off, its baseline.
+read -r P_LIB P_LIB_ADM P_LIBOFF P_LIBOFF_ADM < <($PY free-ports 4)
+start library "$HOST" --no-middleware --library-mode --app "$LIBRARY_WASM" --addr "127.0.0.1:$P_LIB" --admin-addr "127.0.0.1:$P_LIB_ADM"
+start library_off "$HOST" --no-middleware --app "$LIBRARY_WASM" --env EDGE_OBS_ENABLED=off --addr "127.0.0.1:$P_LIBOFF" --admin-addr "127.0.0.1:$P_LIBOFF_ADM"
+
 # 4 and 4' are also measured on `/delay/$ORIGIN_DELAY_MS`, where the origin takes that long per
 # request (like a database call) before the same answer: the same servers, another path.
 PID_upstream_slow=${PID_upstream:-}
@@ -226,24 +250,32 @@ declare -A URL=(
     [baseline]="http://127.0.0.1:$P_BASE/hello"
     [product]="http://127.0.0.1:$P_PROD/hello"
     [product_otlp]="http://127.0.0.1:$P_OTLP/hello"
+    [floor]="http://127.0.0.1:$P_FLOOR/hello"
+    [reuse1]="http://127.0.0.1:$P_R1/hello"
     [wasmtime]="http://127.0.0.1:$P_WT/hello"
     [upstream]="http://127.0.0.1:$P_UP/hello"
     [direct]="http://127.0.0.1:$P_ORIGIN/hello"
     [upstream_slow]="http://127.0.0.1:$P_UP/delay/$ORIGIN_DELAY_MS"
     [direct_slow]="http://127.0.0.1:$P_ORIGIN/delay/$ORIGIN_DELAY_MS"
+    [library]="http://127.0.0.1:$P_LIB/hello"
+    [library_off]="http://127.0.0.1:$P_LIBOFF/hello"
 )
 declare -A READY=(
     [baseline]="http://127.0.0.1:$P_BASE_ADM/readyz"
     [product]="http://127.0.0.1:$P_PROD_ADM/readyz"
     [product_otlp]="http://127.0.0.1:$P_OTLP_ADM/readyz"
+    [floor]="http://127.0.0.1:$P_FLOOR_ADM/readyz"
+    [reuse1]="http://127.0.0.1:$P_R1_ADM/readyz"
     [upstream]="http://127.0.0.1:$P_UP_ADM/readyz"
     [wasmtime]="http://127.0.0.1:$P_WT/hello"
     [direct]="http://127.0.0.1:$P_ORIGIN/hello"
     [upstream_slow]="http://127.0.0.1:$P_UP_ADM/readyz"
     [direct_slow]="http://127.0.0.1:$P_ORIGIN/hello"
+    [library]="http://127.0.0.1:$P_LIB_ADM/readyz"
+    [library_off]="http://127.0.0.1:$P_LIBOFF_ADM/readyz"
 )
 TARGETS=()
-for t in baseline product product_otlp wasmtime upstream direct upstream_slow direct_slow; do
+for t in baseline product product_otlp floor reuse1 wasmtime upstream direct upstream_slow direct_slow library library_off; do
     v="PID_$t"
     [ -n "${!v:-}" ] || continue
     if $PY wait-http "${READY[$t]}" 180 && $PY wait-http "${URL[$t]}" 10; then

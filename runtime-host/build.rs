@@ -1,4 +1,5 @@
-//! Builds the middleware and the demo app for `wasm32-wasip2` so the binary can embed them:
+//! Builds the middleware and the demo apps for `wasm32-wasip2` so the binary can embed them
+//! (and the tests and benchmarks can load library mode's app with `--app`):
 //! `cargo run -p runtime-host` then works on a fresh machine with nothing built by hand.
 //!
 //! The nested cargo uses its own target directory, so it never waits on the lock of the
@@ -7,8 +8,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The components to embed: (package, wasm file name).
+/// The components to build: (package, wasm file name), in build order. The library app comes
+/// first: it links the core crate, whose cdylib (built with the `library` feature only) lands
+/// on the same `edge_observability.wasm` path; building the middleware after it puts the
+/// component back there (cargo puts the file in place again even when nothing changed), for
+/// the tools that read it from the target directory (bench/run.sh).
 const COMPONENTS: &[(&str, &str)] = &[
+    ("library-app", "library_app.wasm"),
     ("edge-observability", "edge_observability.wasm"),
     ("hello-app", "hello_app.wasm"),
 ];
@@ -16,10 +22,20 @@ const COMPONENTS: &[(&str, &str)] = &[
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
-    for dir in ["src", "wit", "examples/hello-app/src"] {
+    for dir in [
+        "src",
+        "wit",
+        "examples/hello-app/src",
+        "examples/library-app/src",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(dir).display());
     }
-    for file in ["Cargo.toml", "Cargo.lock", "examples/hello-app/Cargo.toml"] {
+    for file in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "examples/hello-app/Cargo.toml",
+        "examples/library-app/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={}", workspace.join(file).display());
     }
     println!("cargo:rerun-if-env-changed=RUNTIME_HOST_SKIP_COMPONENT_BUILD");
@@ -41,11 +57,9 @@ fn main() {
     // One cargo run per component: in a single run cargo unifies features across packages,
     // and the app would inherit spin-sdk's `http-middleware` feature (and with it an import
     // of `wasi:http/handler` it must not have).
-    for (package, _) in COMPONENTS {
+    // Each file is copied right after its own build, before another build can replace it.
+    for (package, file) in COMPONENTS {
         build_component(&workspace, &target_dir, package);
-    }
-
-    for (_, file) in COMPONENTS {
         let built = target_dir
             .join("wasm32-wasip2")
             .join("component")

@@ -5,16 +5,15 @@
 //! are (the host moves the bytes, the guest never sees them) unless their size is unknown and
 //! byte counting is on, in which case the stream is piped through a small fixed buffer.
 
-use crate::{Completion, ErrorType, Exchange, Middleware, PreflightResponse, RequestHead};
+use crate::wasi_glue::{error_type, middleware, to_fields, write_stdout};
+use crate::{Completion, ErrorType, Exchange, PreflightResponse, RequestHead};
 use futures_channel::oneshot;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
 use spin_sdk::wasip3::wit_bindgen::{self, FutureReader, StreamReader, StreamResult};
 use spin_sdk::wasip3::{wit_future, wit_stream};
 use std::cell::Cell;
-use std::io::Write;
 use std::rc::Rc;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 struct Component;
@@ -32,27 +31,6 @@ mod next {
         generate_all,
     });
     pub(super) use self::wasi::http::handler::handle;
-}
-
-/// Settings are read once per instance; hosts reuse instances for many requests.
-fn middleware() -> &'static Middleware {
-    static MIDDLEWARE: OnceLock<Middleware> = OnceLock::new();
-    MIDDLEWARE.get_or_init(|| {
-        let (middleware, issues) = Middleware::from_env(std::env::vars());
-        if !issues.is_empty() {
-            write_stdout(&middleware.config_issue_lines(&issues));
-        }
-        middleware
-    })
-}
-
-/// Writes whole lines in one call so lines of concurrent requests never interleave.
-fn write_stdout(lines: &str) {
-    if lines.is_empty() {
-        return;
-    }
-    // Nothing sensible can be done when stdout is gone; the request must not fail for it.
-    let _ = std::io::stdout().lock().write_all(lines.as_bytes());
 }
 
 impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
@@ -272,22 +250,6 @@ fn to_header_map(fields: &Fields) -> HeaderMap {
     map
 }
 
-fn to_fields(headers: &HeaderMap) -> Fields {
-    let entries: Vec<(String, Vec<u8>)> = headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-        .collect();
-    // Fails only for names the host forbids guests to set (e.g. hop-by-hop headers); drop
-    // those one by one instead of losing every header.
-    Fields::from_list(&entries).unwrap_or_else(|_| {
-        let fields = Fields::new();
-        for (name, value) in entries {
-            let _ = fields.append(&name, &value);
-        }
-        fields
-    })
-}
-
 fn http_method(method: &Method) -> http::Method {
     match method {
         Method::Get => http::Method::GET,
@@ -325,27 +287,5 @@ fn wasi_scheme(scheme: String) -> Scheme {
         "http" => Scheme::Http,
         "https" => Scheme::Https,
         _ => Scheme::Other(scheme),
-    }
-}
-
-/// Maps the next handler's error to the middleware's failure kinds (504 for timeouts).
-fn error_type(code: &ErrorCode) -> ErrorType {
-    match code {
-        ErrorCode::DnsTimeout
-        | ErrorCode::ConnectionTimeout
-        | ErrorCode::ConnectionReadTimeout
-        | ErrorCode::ConnectionWriteTimeout
-        | ErrorCode::HttpResponseTimeout => ErrorType::Timeout,
-        ErrorCode::ConnectionRefused => ErrorType::ConnectionRefused,
-        ErrorCode::DnsError(_)
-        | ErrorCode::DestinationNotFound
-        | ErrorCode::DestinationUnavailable
-        | ErrorCode::DestinationIpProhibited
-        | ErrorCode::DestinationIpUnroutable
-        | ErrorCode::ConnectionTerminated
-        | ErrorCode::ConnectionLimitReached => ErrorType::DestinationUnavailable,
-        ErrorCode::HttpRequestBodySize(_) => ErrorType::RequestBodyError,
-        ErrorCode::InternalError(_) => ErrorType::Internal,
-        _ => ErrorType::Other,
     }
 }

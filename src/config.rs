@@ -228,7 +228,10 @@ impl Config {
     ) -> (Config, Vec<ConfigIssue>) {
         let mut env = Env::default();
         for (name, value) in vars {
-            if !name.to_ascii_uppercase().starts_with(PREFIX) {
+            let ours = name
+                .get(..PREFIX.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(PREFIX));
+            if !ours {
                 continue;
             }
             match KNOWN_VARIABLES.iter().position(|k| *k == name) {
@@ -316,10 +319,14 @@ impl Env {
         self.values.push((index, value));
     }
 
-    /// Takes the value of a variable (each is read once).
+    /// Takes the value of a variable (each is read once). Looks through the variables that
+    /// are set (usually none or a few), not through every known name: settings are read by
+    /// every new instance, and some hosts create one per request.
     fn take(&mut self, name: &str) -> Option<String> {
-        let index = KNOWN_VARIABLES.iter().position(|k| *k == name)?;
-        let at = self.values.iter().position(|(i, _)| *i == index)?;
+        let at = self
+            .values
+            .iter()
+            .position(|(i, _)| KNOWN_VARIABLES[*i] == name)?;
         Some(self.values.swap_remove(at).1)
     }
 

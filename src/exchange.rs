@@ -855,11 +855,16 @@ const RANDOM_POOL: usize = RANDOM_PER_EXCHANGE * 20;
 struct RandomPool {
     buf: [u8; RANDOM_POOL],
     used: usize,
+    /// Whether the pool was filled before. The first fill is for one exchange only: a new
+    /// instance may serve a single request (hosts that do not reuse instances), and a full
+    /// pool costs such an instance about a tenth of its start-up.
+    filled: bool,
 }
 
 thread_local! {
-    static POOL: std::cell::RefCell<RandomPool> =
-        const { std::cell::RefCell::new(RandomPool { buf: [0; RANDOM_POOL], used: RANDOM_POOL }) };
+    static POOL: std::cell::RefCell<RandomPool> = const {
+        std::cell::RefCell::new(RandomPool { buf: [0; RANDOM_POOL], used: RANDOM_POOL, filled: false })
+    };
 }
 
 /// 48 fresh random bytes for one exchange.
@@ -868,10 +873,16 @@ fn random_bytes() -> [u8; RANDOM_PER_EXCHANGE] {
     let pooled = POOL.try_with(|pool| {
         let mut pool = pool.borrow_mut();
         if pool.used + RANDOM_PER_EXCHANGE > RANDOM_POOL {
-            if getrandom::fill(&mut pool.buf).is_err() {
-                fallback_random(&mut pool.buf);
+            let from = if pool.filled {
+                0
+            } else {
+                RANDOM_POOL - RANDOM_PER_EXCHANGE
+            };
+            if !fill_random(&mut pool.buf[from..]) {
+                fallback_random(&mut pool.buf[from..]);
             }
-            pool.used = 0;
+            pool.used = from;
+            pool.filled = true;
         }
         let used = pool.used;
         out.copy_from_slice(&pool.buf[used..used + RANDOM_PER_EXCHANGE]);
@@ -879,11 +890,32 @@ fn random_bytes() -> [u8; RANDOM_PER_EXCHANGE] {
     });
     if pooled.is_err() {
         // Thread-local storage already torn down (thread exit): ask the OS directly.
-        if getrandom::fill(&mut out).is_err() {
+        if !fill_random(&mut out) {
             fallback_random(&mut out);
         }
     }
     out
+}
+
+/// Fills `buf` from the OS random source; false when it failed.
+///
+/// In a component this is one `wasi:random` `get-random-bytes` call: getrandom asks the host
+/// for 8 bytes per call, and each call across the boundary costs more than a thousand
+/// instructions (a pool of 960 bytes took 120 calls).
+#[cfg(target_family = "wasm")]
+fn fill_random(buf: &mut [u8]) -> bool {
+    let bytes = wasip2::random::random::get_random_bytes(buf.len() as u64);
+    let filled = bytes.len() == buf.len();
+    if filled {
+        buf.copy_from_slice(&bytes);
+    }
+    filled
+}
+
+/// Fills `buf` from the OS random source; false when it failed.
+#[cfg(not(target_family = "wasm"))]
+fn fill_random(buf: &mut [u8]) -> bool {
+    getrandom::fill(buf).is_ok()
 }
 
 /// Used only if the OS random source fails: ids must still be unique and unpredictable enough

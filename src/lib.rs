@@ -1,8 +1,10 @@
 //! Edge observability middleware: request ids, W3C trace context, security headers, JSON access
 //! logs and metric events for any WASI 0.3 HTTP app.
 //!
-//! Everything except the `component` module is plain Rust, compiled and tested natively; the
-//! wasm glue in `component` calls the API re-exported here ([`Middleware`], [`Exchange`]).
+//! Everything except the `component` and `library` modules is plain Rust, compiled and tested
+//! natively; the wasm glue in `component` (the middleware component, feature `component`, on by
+//! default) and in `library` (library mode inside a Rust app, feature `library`) calls the API
+//! re-exported here ([`Middleware`], [`Exchange`]).
 //! See [`config`] for the environment variables.
 
 pub mod access_log;
@@ -23,8 +25,15 @@ pub mod span;
 pub mod timestamp;
 pub mod trace_context;
 
-#[cfg(target_family = "wasm")]
+#[cfg(all(target_family = "wasm", feature = "component"))]
 mod component;
+#[cfg(all(target_family = "wasm", feature = "library"))]
+pub mod library;
+#[cfg(all(
+    target_family = "wasm",
+    any(feature = "component", feature = "library")
+))]
+mod wasi_glue;
 
 #[cfg(test)]
 mod proptests;

@@ -36,6 +36,14 @@ pub struct Args {
     #[arg(long, conflicts_with = "middleware")]
     pub no_middleware: bool,
 
+    /// The app observes itself with the edge observability library (library mode, e.g.
+    /// `examples/library-app`): its metric event lines feed /metrics as a middleware's do.
+    /// Without it an app's metric event lines are printed and never counted (an app cannot
+    /// count requests that did not happen). Only with --no-middleware, which would otherwise
+    /// count every request twice.
+    #[arg(long, requires = "no_middleware")]
+    pub library_mode: bool,
+
     /// The app component (exports `wasi:http/handler@0.3.0`). Default: the embedded demo app.
     #[arg(long, value_name = "PATH", conflicts_with = "upstream")]
     pub app: Option<PathBuf>,

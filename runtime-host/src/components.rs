@@ -20,6 +20,11 @@ pub const EMBEDDED_MIDDLEWARE: &[u8] =
 /// The demo app, built by `build.rs`.
 pub const EMBEDDED_APP: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/hello_app.wasm"));
 
+/// Library mode's demo app (`examples/library-app`: the middleware core linked into the app),
+/// built by `build.rs`. Not embedded: tests and benchmarks serve it with
+/// `--no-middleware --library-mode --app <this path>`.
+pub const LIBRARY_APP_PATH: &str = concat!(env!("OUT_DIR"), "/library_app.wasm");
+
 /// A component's bytes and where they came from, for error messages.
 #[derive(Clone)]
 pub struct Source {

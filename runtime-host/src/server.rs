@@ -134,7 +134,8 @@ impl Server {
                 sink: sink.clone(),
                 upstream: chain.upstream.clone(),
                 max_memory: args.max_memory as usize,
-                stdout_role: if chain.has_middleware {
+                // Library mode: the app is its own middleware.
+                stdout_role: if chain.has_middleware || args.library_mode {
                     Role::Middleware
                 } else {
                     Role::App

@@ -361,6 +361,29 @@ impl Response {
         self.header("x-request-id")
             .expect("x-request-id on the response")
     }
+
+    /// Checks what every answer of the middleware with default settings carries, whoever
+    /// delivers it (the component or library mode): a generated UUID v7 request id, the
+    /// security baseline and `Server-Timing` for the app. Returns the request id.
+    pub fn assert_default_decoration(&self) -> String {
+        let id = self.request_id();
+        assert_eq!(id.len(), 36, "generated id is a UUID: {id}");
+        assert_eq!(&id[14..15], "7", "UUID v7 by default: {id}");
+        assert_eq!(
+            self.header("strict-transport-security").as_deref(),
+            Some("max-age=63072000; includeSubDomains")
+        );
+        assert_eq!(
+            self.header("x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
+        assert_eq!(self.header("x-xss-protection").as_deref(), Some("0"));
+        let csp = self.header("content-security-policy").unwrap_or_default();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        let timing = self.header("server-timing").unwrap_or_default();
+        assert!(timing.starts_with("app;dur="), "{timing}");
+        id
+    }
 }
 
 /// GET `path` with extra headers (values given as raw bytes via `send` when needed).

@@ -1,0 +1,58 @@
+//! The floor: the least that any WASI 0.3 middleware that edits headers has to do.
+//!
+//! On the request it clones the received fields, sets one header, rebuilds the request around
+//! the same body (`consume-body`, `request.new`, the four setters) and calls the next handler.
+//! On the response it clones the fields again, sets one header and rebuilds the response around
+//! the same body. Nothing else: no `http::HeaderMap`, no logging, no `spin_sdk::http`
+//! conversions. The benchmarks (`bench/run.sh`, `bench/instructions.sh`) state the product's
+//! added cost as a multiple of this one's.
+
+#[cfg(target_family = "wasm")]
+mod component {
+    use spin_sdk::wasip3::http::types::{ErrorCode, Request, Response};
+    use spin_sdk::wasip3::wit_future;
+
+    struct Floor;
+
+    spin_sdk::wasip3::http::service::export!(Floor);
+
+    /// The imported `wasi:http/handler@0.3.0`: the next middleware or the app.
+    mod next {
+        spin_sdk::wit_bindgen::generate!({
+            runtime_path: "spin_sdk::wit_bindgen::rt",
+            // The WASI 0.3.0 definitions the middleware itself is built against.
+            path: "../../wit",
+            inline: "package floor:next; world next { import wasi:http/handler@0.3.0; }",
+            with: { "wasi:http/types@0.3.0": spin_sdk::wasip3::http::types },
+            generate_all,
+        });
+        pub(super) use self::wasi::http::handler::handle;
+    }
+
+    impl spin_sdk::wasip3::exports::http::handler::Guest for Floor {
+        async fn handle(request: Request) -> Result<Response, ErrorCode> {
+            let headers = request.get_headers().clone();
+            let _ = headers.set("x-floor", &[b"1".to_vec()]);
+            let method = request.get_method();
+            let scheme = request.get_scheme();
+            let authority = request.get_authority();
+            let path_with_query = request.get_path_with_query();
+            let options = request.get_options();
+            let (body, trailers) = Request::consume_body(request, wit_future::new(|| Ok(())).1);
+            let (forwarded, _) = Request::new(headers, Some(body), trailers, options);
+            let _ = forwarded.set_method(&method);
+            let _ = forwarded.set_scheme(scheme.as_ref());
+            let _ = forwarded.set_authority(authority.as_deref());
+            let _ = forwarded.set_path_with_query(path_with_query.as_deref());
+
+            let response = next::handle(forwarded).await?;
+            let status = response.get_status_code();
+            let headers = response.get_headers().clone();
+            let _ = headers.set("x-floor", &[b"1".to_vec()]);
+            let (body, trailers) = Response::consume_body(response, wit_future::new(|| Ok(())).1);
+            let (rebuilt, _) = Response::new(headers, Some(body), trailers);
+            let _ = rebuilt.set_status_code(status);
+            Ok(rebuilt)
+        }
+    }
+}
