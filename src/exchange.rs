@@ -502,7 +502,7 @@ impl Exchange {
             return;
         }
         if cfg.log_context.enabled {
-            // The span event carries the context too (issue 10), also with logging off.
+            // The span event carries the context too, also with logging off.
             let capture = cfg.log.enabled || self.writes_span();
             self.context =
                 access_log::take_context(&cfg.log_context, &cfg.redaction, headers, capture);
@@ -857,7 +857,7 @@ struct RandomPool {
     used: usize,
     /// Whether the pool was filled before. The first fill is for one exchange only: a new
     /// instance may serve a single request (hosts that do not reuse instances), and a full
-    /// pool costs such an instance about a tenth of its start-up.
+    /// pool costs such an instance about a fifth of its start-up.
     filled: bool,
 }
 

@@ -317,7 +317,7 @@ impl Server {
         if finished.is_err() {
             tracing::warn!("grace period over; instances still busy are dropped");
         }
-        // What the exporters hold is sent within the rest of the grace period (issue 10).
+        // What the exporters hold is sent within the rest of the grace period.
         if let Some(otlp) = &otlp {
             otlp.shutdown(grace_end).await;
         }
