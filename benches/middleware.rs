@@ -10,7 +10,7 @@
 //!   rules, and capturing what the log line needs;
 //! - `on_response`: security baseline, removal of leaky headers, request id and `Server-Timing`
 //!   on the response;
-//! - `finish`: the JSON access-log line plus the metric event line;
+//! - `finish`: the JSON access-log line, the span event line and the metric event line;
 //! - `whole_request`: all three, as the component runs them for one request;
 //! - `settings`: reading the settings, what every new instance pays once.
 //!
@@ -155,14 +155,15 @@ fn bench_on_response(c: &mut Criterion) {
 fn bench_finish(c: &mut Criterion) {
     let m = middleware();
     let request = with_id_and_trace();
-    // The log line and the metric event, as the component writes them to stdout.
+    // The log line, the span event (the caller's trace is sampled) and the metric event, as
+    // the component writes them to stdout.
     let sample = answered(&m, &request).finish(Completion::default());
     assert_eq!(
         sample.lines().count(),
-        2,
-        "log line + metric event: {sample}"
+        3,
+        "log line + span event + metric event: {sample}"
     );
-    c.bench_function("finish/log_line_and_metric_event", |b| {
+    c.bench_function("finish/log_span_and_metric_lines", |b| {
         b.iter_batched(
             || answered(&m, &request),
             |ex| ex.finish(black_box(Completion::default())),
