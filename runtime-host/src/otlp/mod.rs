@@ -2,8 +2,10 @@
 //!
 //! Fed from the guests' stdout lines (`guest_output::OutputSink`): span event lines become
 //! spans with the middleware's ids and times, metric events feed the OpenTelemetry HTTP server
-//! instruments, JSON access-log lines become log records carrying trace and span ids. Nothing
-//! here runs on the request path except parsing a line and a bounded, non-blocking push.
+//! instruments, JSON access-log lines become log records carrying trace and span ids. On the
+//! request path a span or access line is only copied into a bounded queue (a non-blocking
+//! push); it is parsed into a span or log record by the export task, so a guest's stdout write
+//! never waits for that work (parsing is most of what export costs).
 
 pub mod attributes;
 pub mod counters;
@@ -31,30 +33,55 @@ use settings::{OtlpSettings, Signal};
 
 /// The running exporters (only those configured).
 pub struct Otlp {
-    spans: Option<BatchQueue<SpanData>>,
-    logs: Option<(SdkLogger, BatchQueue<SdkLogRecord>)>,
+    /// Span event lines, parsed by the export task.
+    spans: Option<BatchQueue<Vec<u8>>>,
+    /// Access-log lines, parsed by the export task.
+    logs: Option<BatchQueue<Vec<u8>>>,
     metrics: Option<metrics::OtlpMetrics>,
+}
+
+struct Spans {
+    exporter: opentelemetry_otlp::SpanExporter,
     scope: InstrumentationScope,
     counters: OtlpCounters,
 }
 
-struct Spans(opentelemetry_otlp::SpanExporter);
-
-impl Export<SpanData> for Spans {
-    async fn export(&self, batch: Vec<SpanData>) -> Result<(), String> {
-        self.0.export(batch).await.map_err(|e| e.to_string())
+impl Export<Vec<u8>> for Spans {
+    async fn export(&self, batch: Vec<Vec<u8>>) -> Result<(), String> {
+        let mut spans: Vec<SpanData> = Vec::with_capacity(batch.len());
+        for line in &batch {
+            match span_line::parse(line, &self.scope) {
+                Ok(span) => spans.push(span),
+                Err(error) => {
+                    self.counters.dropped(Signal::Traces, 1);
+                    tracing::warn!(%error, "ignoring an invalid span event from a guest");
+                }
+            }
+        }
+        if spans.is_empty() {
+            return Ok(());
+        }
+        self.exporter.export(spans).await.map_err(|e| e.to_string())
     }
 }
 
 struct Logs {
     exporter: opentelemetry_otlp::LogExporter,
+    logger: SdkLogger,
     scope: InstrumentationScope,
 }
 
-impl Export<SdkLogRecord> for Logs {
-    async fn export(&self, batch: Vec<SdkLogRecord>) -> Result<(), String> {
+impl Export<Vec<u8>> for Logs {
+    async fn export(&self, batch: Vec<Vec<u8>>) -> Result<(), String> {
+        let records: Vec<SdkLogRecord> = batch
+            .iter()
+            .filter_map(|line| log_line::parse(line, &self.logger))
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
         let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
-            batch.iter().map(|r| (r, &self.scope)).collect();
+            records.iter().map(|r| (r, &self.scope)).collect();
         self.exporter
             .export(LogBatch::new(&refs))
             .await
@@ -95,7 +122,11 @@ impl Otlp {
                     .map_err(|e| anyhow::anyhow!("building the OTLP span exporter: {e}"))?;
                 exporter.set_resource(&resource);
                 Some(BatchQueue::start(
-                    Spans(exporter),
+                    Spans {
+                        exporter,
+                        scope: scope.clone(),
+                        counters: counters.clone(),
+                    },
                     settings.spans,
                     Signal::Traces,
                     counters.clone(),
@@ -115,16 +146,16 @@ impl Otlp {
                 let logger = SdkLoggerProvider::builder()
                     .build()
                     .logger_with_scope(scope.clone());
-                let queue = BatchQueue::start(
+                Some(BatchQueue::start(
                     Logs {
                         exporter,
+                        logger,
                         scope: scope.clone(),
                     },
                     settings.logs,
                     Signal::Logs,
                     counters.clone(),
-                );
-                Some((logger, queue))
+                ))
             }
         };
         let metrics = match settings.endpoint(Signal::Metrics) {
@@ -149,8 +180,6 @@ impl Otlp {
             spans,
             logs,
             metrics,
-            scope,
-            counters,
         }))
     }
 
@@ -173,29 +202,20 @@ impl Otlp {
         self.spans.is_some()
     }
 
-    /// A span event line from a guest.
+    /// A span event line from a guest: queued as it is, parsed by the export task (an
+    /// invalid one is counted as dropped there).
     pub fn span_line(&self, line: &[u8]) {
-        let Some(spans) = &self.spans else {
-            return;
-        };
-        match span_line::parse(line, &self.scope) {
-            Ok(span) => spans.push(span),
-            Err(error) => {
-                self.counters.dropped(Signal::Traces, 1);
-                tracing::warn!(%error, "ignoring an invalid span event from a guest");
-            }
+        if let Some(spans) = &self.spans {
+            spans.push(line.to_vec());
         }
     }
 
     /// Any other stdout line from a guest: exported when it is a JSON access-log line.
     pub fn other_line(&self, line: &[u8]) {
-        let Some((logger, queue)) = &self.logs else {
-            return;
-        };
-        if log_line::maybe_access_line(line)
-            && let Some(record) = log_line::parse(line, logger)
+        if let Some(queue) = &self.logs
+            && log_line::maybe_access_line(line)
         {
-            queue.push(record);
+            queue.push(line.to_vec());
         }
     }
 
@@ -211,7 +231,7 @@ impl Otlp {
         if let Some(q) = &self.spans {
             q.shutdown(deadline).await;
         }
-        if let Some((_, q)) = &self.logs {
+        if let Some(q) = &self.logs {
             q.shutdown(deadline).await;
         }
         if let Some(m) = &self.metrics {
