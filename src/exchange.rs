@@ -22,7 +22,7 @@ use crate::access_log::{
 };
 use crate::config::{Config, ConfigIssue};
 use crate::cors::CorsDecision;
-use crate::json::{self, ObjectLine};
+use crate::json::{self, ObjectLine, cut};
 use crate::metrics::{self, MetricEvent};
 use crate::redact::Redaction;
 use crate::request_id::{self, Replaced};
@@ -830,18 +830,6 @@ fn cut_target(target: &str) -> String {
         out.push_str(query);
     }
     out
-}
-
-/// `s` cut to at most `max` bytes on a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Random bytes per exchange.

@@ -56,6 +56,19 @@ fn push_char(out: &mut String, c: char) {
     }
 }
 
+/// `s` cut to at most `max` bytes on a character boundary (no marker; the escaping functions
+/// below mark what they cut).
+pub fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// Escapes `s` for use inside a JSON string (without the surrounding quotes), unbounded.
 ///
 /// Used for trusted or already bounded values (configuration, validated ids).

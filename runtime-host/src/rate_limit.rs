@@ -135,24 +135,10 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// A limiter of `rate` with bursts of `burst` (default: the rate's count) per key. Spawns
-    /// the idle-key eviction on the current tokio runtime; it stops when the limiter is dropped.
-    pub fn start(
-        rate: Rate,
-        burst: Option<NonZeroU32>,
-        source: KeySource,
-        client_addr: ClientAddrConfig,
-        max_keys: usize,
-        metrics: Arc<HostMetrics>,
-    ) -> Arc<RateLimiter> {
-        let limiter = Arc::new(Self::new(
-            rate,
-            burst,
-            source,
-            client_addr,
-            max_keys,
-            metrics,
-        ));
+    /// Puts the limiter to work: spawns the idle-key eviction on the current tokio runtime; it
+    /// stops when the limiter is dropped.
+    pub fn start(self) -> Arc<RateLimiter> {
+        let limiter = Arc::new(self);
         let weak = Arc::downgrade(&limiter);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(EVICTION_INTERVAL);
@@ -168,7 +154,9 @@ impl RateLimiter {
         limiter
     }
 
-    fn new(
+    /// A limiter of `rate` with bursts of `burst` (default: the rate's count) per key, finding
+    /// the client address with the middleware's settings; [`RateLimiter::start`] runs it.
+    pub fn new(
         rate: Rate,
         burst: Option<NonZeroU32>,
         source: KeySource,

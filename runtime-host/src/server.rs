@@ -153,7 +153,7 @@ impl Server {
         probe(&factory).await?;
         // The limiter finds the client address with the middleware's own settings.
         let rate_limiter = args.rate_limit.map(|rate| {
-            RateLimiter::start(
+            RateLimiter::new(
                 rate,
                 args.rate_limit_burst,
                 args.rate_limit_key.clone(),
@@ -161,6 +161,7 @@ impl Server {
                 args.rate_limit_max_keys,
                 metrics.clone(),
             )
+            .start()
         });
         health.set_check(CHECK_COMPONENTS, true);
         if let Some(upstream) = &chain.upstream {

@@ -9,17 +9,8 @@ pub const MAX_ATTRIBUTES: usize = 64;
 /// Longest attribute value kept, in bytes (cut on a character boundary).
 pub const MAX_VALUE_BYTES: usize = 4096;
 
-/// `s` cut to at most `max` bytes on a character boundary.
-pub fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
+/// `s` cut to at most `max` bytes on a character boundary: the core's rule.
+pub use edge_observability::json::cut;
 
 /// The scalar members of a JSON object as attributes (strings, integers, floats, booleans;
 /// nested values are skipped), at most [`MAX_ATTRIBUTES`].
