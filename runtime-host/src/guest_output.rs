@@ -191,7 +191,7 @@ impl GuestOutput {
     /// Passes on every complete line in `bytes`, keeping a trailing partial line.
     pub fn write_bytes(&self, mut bytes: &[u8]) {
         let mut pending = self.pending.lock().unwrap();
-        while let Some(at) = bytes.iter().position(|b| *b == b'\n') {
+        while let Some(at) = memchr::memchr(b'\n', bytes) {
             let (line, rest) = bytes.split_at(at + 1);
             bytes = rest;
             if pending.is_empty() {

@@ -3,15 +3,18 @@
 //!
 //! Lines in the pretty format, or any other guest output, are not exported.
 
+use std::borrow::Cow;
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use edge_observability::access_log::EVENT_REQUEST;
+use opentelemetry::Key;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
 use opentelemetry_sdk::logs::{SdkLogRecord, SdkLogger};
-use serde_json::Value;
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
-use super::attributes;
+use super::attributes::{self, MAX_ATTRIBUTES, Scalar};
 use super::span_line::hex_id;
 
 /// JSON access lines start with this (the timestamp is the first field).
@@ -27,50 +30,115 @@ pub fn maybe_access_line(line: &[u8]) -> bool {
 
 /// The log record of an access line, or `None` when the line is not one.
 pub fn parse(line: &[u8], logger: &SdkLogger) -> Option<SdkLogRecord> {
-    let v: Value = serde_json::from_slice(line).ok()?;
-    if v["event"] != EVENT_REQUEST {
+    let v: AccessLine = serde_json::from_slice(line).ok()?;
+    if v.event.as_deref() != Some(EVENT_REQUEST) {
         return None;
     }
     let mut r = logger.create_log_record();
     let now = SystemTime::now();
     r.set_event_name(EVENT_REQUEST);
     r.set_timestamp(
-        v["timestamp"]
-            .as_str()
+        v.timestamp
+            .as_deref()
             .and_then(parse_rfc3339)
             .unwrap_or(now),
     );
     r.set_observed_timestamp(now);
-    let (number, text) = severity(v["level"].as_str().unwrap_or("info"));
+    let (number, text) = severity(v.level.as_deref().unwrap_or("info"));
     r.set_severity_number(number);
     r.set_severity_text(text);
     // A short human body; everything else is an attribute.
-    let body = format!(
-        "{} {} {}",
-        v["http.request.method"].as_str().unwrap_or("-"),
-        attributes::cut(v["url.path"].as_str().unwrap_or("-"), 1024),
-        v["http.response.status_code"]
-            .as_u64()
-            .map_or("-".to_owned(), |s| s.to_string()),
-    );
+    let method = v.method.as_deref().unwrap_or("-");
+    let path = attributes::cut(v.path.as_deref().unwrap_or("-"), 1024);
+    let body = match v.status {
+        Some(status) => format!("{method} {path} {status}"),
+        None => format!("{method} {path} -"),
+    };
     r.set_body(AnyValue::from(body));
-    if let (Some(t), Some(s)) = (hex_id::<16>(&v["trace_id"]), hex_id::<8>(&v["span_id"])) {
+    if let (Some(t), Some(s)) = (
+        v.trace_id.as_deref().and_then(hex_id::<16>),
+        v.span_id.as_deref().and_then(hex_id::<8>),
+    ) {
         r.set_trace_context(
             TraceId::from_bytes(t),
             SpanId::from_bytes(s),
             Some(TraceFlags::SAMPLED),
         );
     }
-    let attrs = attributes::from_json(&v).into_iter().filter(|kv| {
-        !matches!(
-            kv.key.as_str(),
-            "timestamp" | "level" | "event" | "trace_id" | "span_id"
-        )
-    });
-    for kv in attrs {
-        r.add_attribute(kv.key, attributes::any_value(kv.value));
+    for (key, value) in v.attributes {
+        r.add_attribute(key, value);
     }
     Some(r)
+}
+
+/// An access line as read: the fields the record is made of, and the other scalar fields as
+/// attributes (at most [`MAX_ATTRIBUTES`]). Strings borrow from the line.
+#[derive(Default)]
+struct AccessLine<'a> {
+    event: Option<Cow<'a, str>>,
+    timestamp: Option<Cow<'a, str>>,
+    level: Option<Cow<'a, str>>,
+    trace_id: Option<Cow<'a, str>>,
+    span_id: Option<Cow<'a, str>>,
+    method: Option<Cow<'a, str>>,
+    path: Option<Cow<'a, str>>,
+    status: Option<u64>,
+    attributes: Vec<(Key, AnyValue)>,
+}
+
+impl<'de> Deserialize<'de> for AccessLine<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AccessLine<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an access-log line")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
+                let mut line = AccessLine {
+                    attributes: Vec::with_capacity(24),
+                    ..AccessLine::default()
+                };
+                attributes::for_each_member(map, |name, map| {
+                    let value = map.next_value::<Scalar<'de>>()?;
+                    let text = || match &value {
+                        Scalar::Str(s) => Some(s.clone()),
+                        _ => None,
+                    };
+                    match &*name {
+                        "event" => {
+                            // Other events (config.invalid, ...) are not log records: stop
+                            // reading as soon as that is known.
+                            if value.as_str() != Some(EVENT_REQUEST) {
+                                return Err(de::Error::custom("not an access line"));
+                            }
+                            line.event = text();
+                        }
+                        "timestamp" => line.timestamp = text(),
+                        "level" => line.level = text(),
+                        "trace_id" => line.trace_id = text(),
+                        "span_id" => line.span_id = text(),
+                        other => {
+                            match other {
+                                "http.request.method" => line.method = text(),
+                                "url.path" => line.path = text(),
+                                "http.response.status_code" => line.status = value.as_u64(),
+                                _ => {}
+                            }
+                            if line.attributes.len() < MAX_ATTRIBUTES
+                                && let Some(value) = value.into_any()
+                            {
+                                line.attributes.push((attributes::key(name), value));
+                            }
+                        }
+                    }
+                    Ok(())
+                })?;
+                Ok(line)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 fn severity(level: &str) -> (Severity, &'static str) {
@@ -161,6 +229,17 @@ mod tests {
         assert_eq!(r.body(), Some(&AnyValue::from("GET /x 503".to_owned())));
         assert!(r.attributes_iter().any(|(k, _)| k.as_str() == "request_id"));
         assert!(!r.attributes_iter().any(|(k, _)| k.as_str() == "trace_id"));
+        // Escaped strings, nested values and too many fields: kept bounded, nothing lost
+        // that fits.
+        let extra: String = (0..100).map(|i| format!(r#","x{i}":{i}"#)).collect();
+        let hostile = format!(
+            r#"{{"timestamp":"bad","event":"http.request","url.path":"/a\"b","nested":{{"k":[1]}},"http.request.method":"GET"{extra}}}"#
+        );
+        let r = parse(hostile.as_bytes(), &logger).unwrap();
+        assert_eq!(r.body(), Some(&AnyValue::from("GET /a\"b -".to_owned())));
+        assert_eq!(r.attributes_iter().count(), attributes::MAX_ATTRIBUTES);
+        assert!(!r.attributes_iter().any(|(k, _)| k.as_str() == "nested"));
+        assert!(r.trace_context().is_none());
         // Other lines are not log records.
         assert!(parse(br#"{"timestamp":"x","event":"config.invalid"}"#, &logger).is_none());
     }

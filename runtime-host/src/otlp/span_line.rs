@@ -14,9 +14,9 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::SpanData;
-use serde_json::Value;
+use serde::Deserialize;
 
-use super::attributes;
+use super::attributes::{self, SpanAttributes};
 
 /// Every span line starts with exactly these bytes.
 pub const SCHEMA_PREFIX: &[u8] = edge_observability::span::LINE_PREFIX.as_bytes();
@@ -29,48 +29,67 @@ pub fn is_span_line(line: &[u8]) -> bool {
     line.starts_with(SCHEMA_PREFIX)
 }
 
+/// The wire form (docs/span-event.md); strings borrow from the line. Unknown fields are
+/// ignored, as the schema allows fields to be added within v1.
+#[derive(Deserialize)]
+struct Line<'a> {
+    #[serde(borrow)]
+    schema: Cow<'a, str>,
+    #[serde(borrow)]
+    trace_id: Cow<'a, str>,
+    #[serde(borrow)]
+    span_id: Cow<'a, str>,
+    #[serde(borrow, default)]
+    parent_span_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    kind: Cow<'a, str>,
+    start_time_unix_nano: u64,
+    end_time_unix_nano: u64,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(default)]
+    attributes: SpanAttributes,
+}
+
 /// Parses one span line.
 pub fn parse(line: &[u8], scope: &InstrumentationScope) -> Result<SpanData, String> {
     if line.len() > MAX_LINE_BYTES {
         return Err(format!("line of {} bytes is too long", line.len()));
     }
-    let v: Value = serde_json::from_slice(line).map_err(|e| e.to_string())?;
-    if v["schema"] != SCHEMA {
+    let v: Line = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    if v.schema != SCHEMA {
         return Err("not an edge_obs.span.v1 line".into());
     }
-    let trace_id = hex_id::<16>(&v["trace_id"])
+    let trace_id = hex_id::<16>(&v.trace_id)
         .map(TraceId::from_bytes)
         .ok_or("invalid trace_id")?;
-    let span_id = hex_id::<8>(&v["span_id"])
+    let span_id = hex_id::<8>(&v.span_id)
         .map(SpanId::from_bytes)
         .ok_or("invalid span_id")?;
-    let parent = match &v["parent_span_id"] {
-        Value::Null => None,
-        p => Some(
+    let parent = match &v.parent_span_id {
+        None => None,
+        Some(p) => Some(
             hex_id::<8>(p)
                 .map(SpanId::from_bytes)
                 .ok_or("invalid parent_span_id")?,
         ),
     };
-    if v["kind"] != KIND_SERVER {
+    if v.kind != KIND_SERVER {
         return Err("kind is not server".into());
     }
-    let start = v["start_time_unix_nano"]
-        .as_u64()
-        .ok_or("invalid start time")?;
-    let end = v["end_time_unix_nano"].as_u64().ok_or("invalid end time")?;
+    let (start, end) = (v.start_time_unix_nano, v.end_time_unix_nano);
     if end < start {
         return Err("end before start".into());
     }
-    let name = v["name"]
-        .as_str()
-        .filter(|n| !n.is_empty())
-        .ok_or("invalid name")?;
-    let attributes = attributes::from_json(&v["attributes"]);
-    let status = if v["status"] == STATUS_ERROR {
-        let error = v["attributes"]["error.type"].as_str().unwrap_or("error");
+    if v.name.is_empty() {
+        return Err("invalid name".into());
+    }
+    let status = if v.status.as_deref() == Some(STATUS_ERROR) {
+        let error = v.attributes.error_type.unwrap_or_else(|| "error".into());
         Status::Error {
-            description: Cow::Owned(attributes::cut(error, 64).to_owned()),
+            description: Cow::Owned(error),
         }
     } else {
         Status::Unset
@@ -86,10 +105,10 @@ pub fn parse(line: &[u8], scope: &InstrumentationScope) -> Result<SpanData, Stri
         parent_span_id: parent.unwrap_or(SpanId::INVALID),
         parent_span_is_remote: parent.is_some(),
         span_kind: SpanKind::Server,
-        name: Cow::Owned(attributes::cut(name, 256).to_owned()),
+        name: Cow::Owned(attributes::owned_cut(v.name, 256)),
         start_time: unix(start),
         end_time: unix(end),
-        attributes,
+        attributes: v.attributes.list,
         dropped_attributes_count: 0,
         events: Default::default(),
         links: Default::default(),
@@ -103,8 +122,8 @@ fn unix(nanos: u64) -> SystemTime {
 }
 
 /// `N` bytes from `2N` lowercase hex digits, not all zero.
-pub fn hex_id<const N: usize>(v: &Value) -> Option<[u8; N]> {
-    let s = v.as_str()?.as_bytes();
+pub fn hex_id<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let s = s.as_bytes();
     if s.len() != 2 * N {
         return None;
     }
@@ -181,6 +200,12 @@ mod tests {
             EXAMPLE.replace("\"00f067aa0ba902b7\"", "\"xyz\""),
             EXAMPLE.replace("span.v1", "span.v2"),
             "{\"schema\":\"edge_obs.span.v1\"".to_owned(),
+            EXAMPLE.replace("\"GET /users/{id}\"", "\"\""),
+            EXAMPLE.replace("\"attributes\":{", "\"attributes\":[1],\"x\":{"),
+            EXAMPLE.replace(
+                "\"schema\":\"edge_obs.span.v1\"",
+                "\"schema\":\"edge_obs.span.v1\",\"schema\":\"x\"",
+            ),
         ] {
             assert!(parse(bad.as_bytes(), &scope()).is_err(), "{bad}");
         }
