@@ -74,6 +74,8 @@ measure() { measure_one "$@" | tee -a "$RESULTS"; }
 measure "app alone (--no-middleware)" --no-middleware
 measure "middleware, EDGE_OBS_ENABLED=off (pass-through)" --env EDGE_OBS_ENABLED=off
 measure "the floor (bench/floor: clone the fields, set one header, rebuild; nothing else)" --middleware "$FLOOR"
+measure "the same-output floor (bench/floor with FLOOR_OUTPUT=product: the product's headers and lines as constants)" \
+    --middleware "$FLOOR" --env FLOOR_OUTPUT=product
 measure "middleware, request id only (log, metrics, trace, security, timing off; body sizes from content-length)" \
     --env EDGE_OBS_LOG=off --env EDGE_OBS_METRICS=off --env EDGE_OBS_BODY_SIZE=content-length \
     --env EDGE_OBS_TRACE_CONTEXT=off --env EDGE_OBS_SECURITY_HEADERS=off --env EDGE_OBS_SERVER_TIMING=off
@@ -83,13 +85,18 @@ measure "middleware, EDGE_OBS_BODY_SIZE=content-length" --env EDGE_OBS_BODY_SIZE
 measure "middleware, defaults (the product)"
 measure "middleware, defaults with EDGE_OBS_SECURITY_HEADERS=off" --env EDGE_OBS_SECURITY_HEADERS=off
 
-# The product's added cost as a multiple of the floor's (both over the app alone).
+# The product's added cost as a multiple of the floor's (both over the app alone), and what
+# part of it any middleware sending the same headers and lines would pay.
 awk -F'\t' '
     /^app alone/ { app = $2 }
     /^the floor/ { floor = $2 }
+    /^the same-output floor/ { same = $2 }
     /^middleware, defaults \(the product\)/ { product = $2 }
     END {
         if (app && floor && product)
             printf "\nadded over the app alone: floor %d, product %d = %.2fx the floor\n",
                 floor - app, product - app, (product - app) / (floor - app)
+        if (app && floor && same && product)
+            printf "same-output floor %d = %.2fx the floor; the product'"'"'s own code beyond it: %d\n",
+                same - app, (same - app) / (floor - app), product - same
     }' "$RESULTS"
