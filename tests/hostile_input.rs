@@ -42,6 +42,23 @@ fn wait_rejected(host: &Host, reason: &str, count: f64) -> String {
     })
 }
 
+/// The access lines with this `error.type`, once there are `count` of them (the count can be
+/// scraped a moment before the test's reader of the host's stdout has the line).
+fn lines_with_error(host: &Host, error_type: &str, count: usize) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let lines: Vec<_> = host
+            .log_lines()
+            .into_iter()
+            .filter(|l| l["error.type"] == error_type)
+            .collect();
+        if lines.len() >= count || std::time::Instant::now() > deadline {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
 /// The host still serves a normal request.
 fn assert_still_serving(host: &Host) {
     let response = get(host.addr, "/hello", &[("x-request-id", "after-hostile")]);
@@ -158,11 +175,7 @@ fn control_bytes_in_a_request_id_get_400_from_the_host() {
     let metrics = wait_rejected(&host, "bad_request", cases.len() as f64);
     // hyper answered before the head was read: no id reached anyone, but each rejection is
     // logged and counted as far as is known, and no hostile byte reached a line.
-    let rejected: Vec<_> = host
-        .log_lines()
-        .into_iter()
-        .filter(|l| l["error.type"] == "bad_request")
-        .collect();
+    let rejected = lines_with_error(&host, "bad_request", cases.len());
     assert_eq!(rejected.len(), cases.len());
     for line in &rejected {
         assert_eq!(line["http.response.status_code"], 400);
@@ -472,8 +485,9 @@ fn path_over_the_uri_limit_gets_414() {
     let response = get(host.addr, &format!("/{}", "u".repeat(70_000)), &[]);
     assert_eq!(response.status, 414);
     wait_rejected(&host, "header_too_large", 1.0);
-    let lines = host.log_lines();
+    let lines = lines_with_error(&host, "uri_too_long", 1);
     assert_eq!(lines.len(), 1);
+    assert_eq!(host.log_lines().len(), 1);
     assert_eq!(lines[0]["error.type"], "uri_too_long");
     assert_eq!(lines[0]["http.response.status_code"], 414);
     assert_still_serving(&host);

@@ -111,9 +111,10 @@ pub async fn serve_connection(
             None
         };
         if let Some((reason, kind)) = rejected {
-            requests.metrics.rejected(reason);
             tracing::debug!(%error, %peer, "request rejected before its head was read");
+            // The lines first, then the count: whoever sees the count can find the line.
             requests.answers.rejected_before_head(peer, kind);
+            requests.metrics.rejected(reason);
         }
     }
 }
@@ -141,16 +142,20 @@ async fn handle(
             .answer(&parts.method, &parts.uri, &parts.headers, error, started)
             .0
     };
+    // The answer's lines first, then the count: whoever sees the count can find the line.
+    let reject = |parts: &http::request::Parts, reason, error| {
+        let response = answer(parts, error);
+        requests.metrics.rejected(reason);
+        response
+    };
 
     if requests.draining.load(Ordering::Relaxed) {
-        requests.metrics.rejected("draining");
-        return answer(&parts, ErrorType::Draining);
+        return reject(&parts, "draining", ErrorType::Draining);
     }
     if let Some(limiter) = &requests.rate_limiter
         && let Err(limited) = limiter.check(&parts.headers, Some(peer))
     {
-        requests.metrics.rejected("rate_limited");
-        let mut response = answer(&parts, ErrorType::RateLimited);
+        let mut response = reject(&parts, "rate_limited", ErrorType::RateLimited);
         response
             .headers_mut()
             .insert(http::header::RETRY_AFTER, limited.retry_after.into());
@@ -160,12 +165,10 @@ async fn handle(
     // Over the limit, answer at once: a bounded number of requests in flight keeps memory
     // bounded and tells clients (and load balancers) to come back.
     let Ok(permit) = requests.in_flight.clone().try_acquire_owned() else {
-        requests.metrics.rejected("overload");
-        return answer(&parts, ErrorType::Overload);
+        return reject(&parts, "overload", ErrorType::Overload);
     };
     if header_too_large {
-        requests.metrics.rejected("header_too_large");
-        return answer(&parts, ErrorType::RequestHeaderTooLarge);
+        return reject(&parts, "header_too_large", ErrorType::RequestHeaderTooLarge);
     }
     if parts.method == Method::CONNECT {
         // hyper takes a 2xx answer to CONNECT for an established tunnel and fails to send it
@@ -175,8 +178,7 @@ async fn handle(
     if let Some(length) = edge_observability::exchange::content_length(&parts.headers)
         && length > requests.max_body_bytes
     {
-        requests.metrics.rejected("body_too_large");
-        return answer(&parts, ErrorType::RequestBodyTooLarge);
+        return reject(&parts, "body_too_large", ErrorType::RequestBodyTooLarge);
     }
     if !make_uri_absolute(&mut parts) {
         return answer(&parts, ErrorType::BadRequest);
