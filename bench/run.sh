@@ -218,12 +218,14 @@ meta load_before "$LOAD_BEFORE"
 log "servers"
 read -r P_ORIGIN P_BASE P_BASE_ADM P_PROD P_PROD_ADM P_UP P_UP_ADM P_WT < <($PY free-ports 8)
 read -r P_FLOOR P_FLOOR_ADM P_R1 P_R1_ADM < <($PY free-ports 4)
-read -r P_OTLP P_OTLP_ADM < <($PY free-ports 2)
+read -r P_OTLP P_OTLP_ADM P_SAME P_SAME_ADM < <($PY free-ports 4)
 
 start direct "$ORIGIN" --addr "127.0.0.1:$P_ORIGIN"
 start baseline "$HOST" --no-middleware --addr "127.0.0.1:$P_BASE" --admin-addr "127.0.0.1:$P_BASE_ADM"
 start product "$HOST" --addr "127.0.0.1:$P_PROD" --admin-addr "127.0.0.1:$P_PROD_ADM"
 start floor "$HOST" --middleware "$FLOOR_WASM" --addr "127.0.0.1:$P_FLOOR" --admin-addr "127.0.0.1:$P_FLOOR_ADM"
+# 2s: the floor sending the product's default headers and lines as constants (bench/README.md).
+start floor_same "$HOST" --middleware "$FLOOR_WASM" --env FLOOR_OUTPUT=product --addr "127.0.0.1:$P_SAME" --admin-addr "127.0.0.1:$P_SAME_ADM"
 start reuse1 "$HOST" --max-instance-reuse 1 --addr "127.0.0.1:$P_R1" --admin-addr "127.0.0.1:$P_R1_ADM"
 $PY wait-http "http://127.0.0.1:$P_ORIGIN/hello" 30 || { echo "bench-origin did not start" >&2; cat "$LOGS/direct.log" >&2; exit 1; }
 # 2o: the product exporting spans, metrics and logs over OTLP to bench-origin (which answers
@@ -251,6 +253,7 @@ declare -A URL=(
     [product]="http://127.0.0.1:$P_PROD/hello"
     [product_otlp]="http://127.0.0.1:$P_OTLP/hello"
     [floor]="http://127.0.0.1:$P_FLOOR/hello"
+    [floor_same]="http://127.0.0.1:$P_SAME/hello"
     [reuse1]="http://127.0.0.1:$P_R1/hello"
     [wasmtime]="http://127.0.0.1:$P_WT/hello"
     [upstream]="http://127.0.0.1:$P_UP/hello"
@@ -265,6 +268,7 @@ declare -A READY=(
     [product]="http://127.0.0.1:$P_PROD_ADM/readyz"
     [product_otlp]="http://127.0.0.1:$P_OTLP_ADM/readyz"
     [floor]="http://127.0.0.1:$P_FLOOR_ADM/readyz"
+    [floor_same]="http://127.0.0.1:$P_SAME_ADM/readyz"
     [reuse1]="http://127.0.0.1:$P_R1_ADM/readyz"
     [upstream]="http://127.0.0.1:$P_UP_ADM/readyz"
     [wasmtime]="http://127.0.0.1:$P_WT/hello"
@@ -275,7 +279,7 @@ declare -A READY=(
     [library_off]="http://127.0.0.1:$P_LIBOFF_ADM/readyz"
 )
 TARGETS=()
-for t in baseline product product_otlp floor reuse1 wasmtime upstream direct upstream_slow direct_slow library library_off; do
+for t in baseline product product_otlp floor floor_same reuse1 wasmtime upstream direct upstream_slow direct_slow library library_off; do
     v="PID_$t"
     [ -n "${!v:-}" ] || continue
     if $PY wait-http "${READY[$t]}" 180 && $PY wait-http "${URL[$t]}" 10; then
