@@ -408,6 +408,10 @@ fn a_receiver_that_never_answers_keeps_memory_bounded() {
         ) >= 1000.0
     });
     assert!(dropped(&host, "logs") > 0.0);
+    // The drops are said in the host's log too, not only counted.
+    host.wait_stderr("the queue-full warning", |l| {
+        l.contains("OTLP queue full") && l.contains("traces")
+    });
     assert!(
         receiver.with(|r| !r.requests.is_empty()),
         "exports were attempted"

@@ -8,6 +8,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
@@ -29,6 +30,9 @@ struct Inner<T> {
     settings: BatchSettings,
     signal: Signal,
     counters: OtlpCounters,
+    /// Items dropped at a full queue since the export task last said so in the log (the
+    /// request path only counts; the task logs at most once per wake-up).
+    unreported_drops: AtomicU64,
 }
 
 struct State<T> {
@@ -60,6 +64,7 @@ impl<T: Send + 'static> BatchQueue<T> {
             settings,
             signal,
             counters,
+            unreported_drops: AtomicU64::new(0),
         });
         let task = tokio::spawn(run(inner.clone(), exporter));
         BatchQueue {
@@ -75,6 +80,7 @@ impl<T: Send + 'static> BatchQueue<T> {
             if state.closing || state.queue.len() >= self.inner.settings.max_queue_size {
                 drop(state);
                 self.inner.counters.dropped(self.inner.signal, 1);
+                self.inner.unreported_drops.fetch_add(1, Ordering::Relaxed);
                 return;
             }
             state.queue.push_back(item);
@@ -124,6 +130,15 @@ async fn run<T: Send + 'static, E: Export<T>>(inner: Arc<Inner<T>>, exporter: E)
     loop {
         // Wait for a full batch, the schedule delay, or shutdown.
         let _ = tokio::time::timeout(s.schedule_delay, inner.wake.notified()).await;
+        let dropped = inner.unreported_drops.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(
+                signal = inner.signal.as_str(),
+                dropped,
+                max_queue_size = s.max_queue_size,
+                "OTLP queue full: items dropped since the last report (the collector is slow or down)"
+            );
+        }
         loop {
             let (batch, closing) = {
                 let mut state = inner.items.lock().unwrap();
