@@ -74,47 +74,73 @@ fn class_layout(class: usize) -> Layout {
     unsafe { Layout::from_size_align_unchecked((class + 1) * GRANULE, ALIGN) }
 }
 
+impl<A: GlobalAlloc> SmallFront<A> {
+    /// Everything [`GlobalAlloc::alloc`] does not do inline: blocks not served from the
+    /// lists and empty lists. Out of line, so that the inlined fast path stays small.
+    #[cold]
+    #[inline(never)]
+    unsafe fn alloc_slow(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded with the layout of the block the caller asked for.
+        unsafe {
+            match class_of(layout) {
+                Some(class) => self.inner.alloc(class_layout(class)),
+                None => self.inner.alloc(layout),
+            }
+        }
+    }
+
+    /// Everything [`GlobalAlloc::dealloc`] does not do inline: blocks not served from the
+    /// lists and full lists.
+    #[cold]
+    #[inline(never)]
+    unsafe fn dealloc_slow(&self, block: *mut u8, layout: Layout) {
+        // SAFETY: the block was allocated by the inner allocator with this layout.
+        unsafe {
+            match class_of(layout) {
+                Some(class) => self.inner.dealloc(block, class_layout(class)),
+                None => self.inner.dealloc(block, layout),
+            }
+        }
+    }
+}
+
 unsafe impl<A: GlobalAlloc> GlobalAlloc for SmallFront<A> {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let Some(class) = class_of(layout) else {
-            // SAFETY: forwarded as the caller gave it.
-            return unsafe { self.inner.alloc(layout) };
-        };
         // SAFETY: no other call runs at the same time (see the `Sync` impl); a non-null head
         // is a free block of this class whose first word holds the next one.
         unsafe {
-            let lists = &mut *self.lists.get();
-            let head = lists.heads[class];
-            if head.is_null() {
-                return self.inner.alloc(class_layout(class));
+            if let Some(class) = class_of(layout) {
+                let lists = &mut *self.lists.get();
+                let head = lists.heads[class];
+                if !head.is_null() {
+                    lists.heads[class] = head.cast::<*mut u8>().read();
+                    lists.counts[class] -= 1;
+                    return head;
+                }
             }
-            lists.heads[class] = head.cast::<*mut u8>().read();
-            lists.counts[class] -= 1;
-            head
+            self.alloc_slow(layout)
         }
     }
 
     #[inline]
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
-        let Some(class) = class_of(layout) else {
-            // SAFETY: allocated by the inner allocator with this layout.
-            return unsafe { self.inner.dealloc(block, layout) };
-        };
         // SAFETY: `block` is a block of this class (at least 16 bytes, aligned to 8) that
         // the caller no longer uses, so its first word may hold the list's link.
         unsafe {
-            let lists = &mut *self.lists.get();
-            if lists.counts[class] >= KEEP_PER_CLASS {
-                return self.inner.dealloc(block, class_layout(class));
+            if let Some(class) = class_of(layout) {
+                let lists = &mut *self.lists.get();
+                if lists.counts[class] < KEEP_PER_CLASS {
+                    block.cast::<*mut u8>().write(lists.heads[class]);
+                    lists.heads[class] = block;
+                    lists.counts[class] += 1;
+                    return;
+                }
             }
-            block.cast::<*mut u8>().write(lists.heads[class]);
-            lists.heads[class] = block;
-            lists.counts[class] += 1;
+            self.dealloc_slow(block, layout)
         }
     }
 
-    #[inline]
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: the caller guarantees a valid new size for this alignment.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
