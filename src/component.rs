@@ -48,7 +48,8 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         });
         let authority = request.get_authority();
         let path_with_query = request.get_path_with_query();
-        let mut headers = to_header_map(&request.get_headers());
+        // Room for the request id and `traceparent` the exchange adds.
+        let mut headers = to_header_map(&request.get_headers(), 4);
         let head = RequestHead {
             method: &method,
             scheme: scheme.as_deref(),
@@ -96,7 +97,11 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         let status_code = app_response.get_status_code();
         // The host only hands over valid status codes (100..=999).
         let status = StatusCode::from_u16(status_code).unwrap_or(StatusCode::BAD_GATEWAY);
-        let mut headers = to_header_map(&app_response.get_headers());
+        // Room for the security baseline, the request id, `Server-Timing` and CORS headers.
+        let mut headers = to_header_map(
+            &app_response.get_headers(),
+            middleware.config().security.headers.len() + 8,
+        );
         exchange.on_response(status, &mut headers, app_time);
 
         let response_bytes = BodyCount::default();
@@ -212,32 +217,70 @@ impl BodyCount {
         count.set(Some(0));
         wit_bindgen::spawn(async move {
             let _done = done_tx;
-            let mut buf = Vec::with_capacity(CHUNK);
-            loop {
+            let mut buf = take_pipe_buffer(CHUNK);
+            let buf = loop {
                 let (result, data) = body.read(buf).await;
                 match result {
                     StreamResult::Complete(n) => {
                         count.set(Some(count.get().unwrap_or(0) + n as u64));
                         let rest = tx.write_all(data).await;
                         if !rest.is_empty() {
-                            break; // the reader went away
+                            break rest; // the reader went away
                         }
                         buf = rest;
                         if buf.capacity() < CHUNK {
-                            buf = Vec::with_capacity(CHUNK);
+                            buf = take_pipe_buffer(CHUNK);
                         }
                     }
-                    StreamResult::Dropped | StreamResult::Cancelled => break,
+                    StreamResult::Dropped | StreamResult::Cancelled => break data,
                 }
-            }
+            };
+            give_back_pipe_buffer(buf, CHUNK);
         });
         (rx, done_rx)
     }
 }
 
-fn to_header_map(fields: &Fields) -> HeaderMap {
+thread_local! {
+    /// Pipe buffers of ended pipes, for the next ones: a new 64 KiB buffer per piped body
+    /// cost an allocation of that size per request. Taken and given back without awaiting in
+    /// between, so concurrent pipes of the instance never share one.
+    static PIPE_BUFFERS: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Pipe buffers kept at most (one per concurrent piped body, beyond that they are freed).
+const KEEP_PIPE_BUFFERS: usize = 4;
+
+/// An empty buffer of at least `capacity` bytes, reused when one is kept.
+fn take_pipe_buffer(capacity: usize) -> Vec<u8> {
+    PIPE_BUFFERS
+        .try_with(|kept| kept.try_borrow_mut().ok().and_then(|mut kept| kept.pop()))
+        .ok()
+        .flatten()
+        .filter(|buf| buf.capacity() >= capacity)
+        .unwrap_or_else(|| Vec::with_capacity(capacity))
+}
+
+/// Keeps `buf` for the next pipe when it still has its full size.
+fn give_back_pipe_buffer(mut buf: Vec<u8>, capacity: usize) {
+    if buf.capacity() < capacity {
+        return;
+    }
+    buf.clear();
+    let _ = PIPE_BUFFERS.try_with(|kept| {
+        if let Ok(mut kept) = kept.try_borrow_mut()
+            && kept.len() < KEEP_PIPE_BUFFERS
+        {
+            kept.push(buf);
+        }
+    });
+}
+
+/// The fields as a header map with room for `extra` more headers, so the headers the exchange
+/// adds do not grow (rehash and move) the map.
+fn to_header_map(fields: &Fields, extra: usize) -> HeaderMap {
     let entries = fields.copy_all();
-    let mut map = HeaderMap::with_capacity(entries.len());
+    let mut map = HeaderMap::with_capacity(entries.len() + extra);
     for (name, value) in entries {
         // The host only hands over valid fields; skip anything that is not, rather than fail.
         if let (Ok(name), Ok(value)) = (

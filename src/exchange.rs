@@ -602,6 +602,10 @@ impl Exchange {
             trace_sampled,
         );
         let span = self.writes_span();
+        // One allocation for all lines (typical sizes; a longer line still grows it).
+        out.reserve(
+            usize::from(log) * 1024 + usize::from(span) * 1024 + usize::from(cfg.metrics) * 320,
+        );
         if log || span {
             let query = self.query();
             let mut r = self.record(level, EVENT_REQUEST, ended_at.as_str(), &query);
@@ -611,11 +615,9 @@ impl Exchange {
             r.response_body_size = response_body_size;
             r.error_type = error_type;
             if log {
-                out.reserve(1024);
                 write_record(cfg.log.format, &r, &mut out);
             }
             if let (true, Some(trace)) = (span, self.trace.as_ref()) {
-                out.reserve(1024);
                 let ev = SpanEvent {
                     trace,
                     method: &self.method,
@@ -627,7 +629,6 @@ impl Exchange {
             }
         }
         if cfg.metrics {
-            out.reserve(320);
             let ev = MetricEvent {
                 time: ended_at.as_str(),
                 duration: elapsed,

@@ -38,6 +38,21 @@ mod wasi_glue;
 #[cfg(test)]
 mod proptests;
 
+#[cfg(any(test, all(target_family = "wasm", feature = "component")))]
+mod small_alloc;
+
+/// The component's allocator: small blocks recycled per size class in front of wasi-libc's
+/// (see `small_alloc`). Only in the component: an app that links the crate in library mode
+/// keeps its own allocator.
+#[cfg(all(
+    target_family = "wasm",
+    feature = "component",
+    not(target_feature = "atomics")
+))]
+#[global_allocator]
+static ALLOCATOR: small_alloc::SmallFront<std::alloc::System> =
+    small_alloc::SmallFront::new(std::alloc::System);
+
 pub use config::{BodySizeMode, Config, ConfigIssue};
 pub use exchange::{
     Answer, Completion, ErrorType, Exchange, FailureResponse, Middleware, PreflightResponse,
