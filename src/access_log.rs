@@ -66,6 +66,8 @@ pub mod fields {
     pub const REQUEST_ID: &str = "request_id";
     /// W3C trace id, 32 lowercase hex digits.
     pub const TRACE_ID: &str = "trace_id";
+    /// The middleware's span id (the parent id the app received), 16 lowercase hex digits.
+    pub const SPAN_ID: &str = "span_id";
     /// Request method as received (escaped, truncated).
     pub const METHOD: &str = "http.request.method";
     /// Matched route template, when one matched.
@@ -439,7 +441,7 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
     );
     if let Some(t) = r.trace {
         sink.plain(fields::TRACE_ID, hex(&t.trace_id).as_str());
-        sink.plain("span_id", hex(&t.span_id).as_str());
+        sink.plain(fields::SPAN_ID, hex(&t.span_id).as_str());
         if let Some(p) = t.parent_span_id {
             sink.plain("parent_span_id", hex(&p).as_str());
         }

@@ -180,7 +180,7 @@ impl<'de> Deserialize<'de> for SpanAttributes {
                 };
                 for_each_member(map, |name, map| {
                     let value = map.next_value::<Scalar<'de>>()?;
-                    if name == "error.type"
+                    if name == edge_observability::access_log::fields::ERROR_TYPE
                         && let Some(e) = value.as_str()
                     {
                         out.error_type = Some(cut(e, 64).to_owned());

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use edge_observability::access_log::EVENT_REQUEST;
+use edge_observability::access_log::{EVENT_REQUEST, fields};
 use opentelemetry::Key;
 use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, Severity};
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
@@ -106,7 +106,7 @@ impl<'de> Deserialize<'de> for AccessLine<'de> {
                         _ => None,
                     };
                     match &*name {
-                        "event" => {
+                        fields::EVENT => {
                             // Other events (config.invalid, ...) are not log records: stop
                             // reading as soon as that is known.
                             if value.as_str() != Some(EVENT_REQUEST) {
@@ -114,15 +114,15 @@ impl<'de> Deserialize<'de> for AccessLine<'de> {
                             }
                             line.event = text();
                         }
-                        "timestamp" => line.timestamp = text(),
-                        "level" => line.level = text(),
-                        "trace_id" => line.trace_id = text(),
-                        "span_id" => line.span_id = text(),
+                        fields::TIMESTAMP => line.timestamp = text(),
+                        fields::LEVEL => line.level = text(),
+                        fields::TRACE_ID => line.trace_id = text(),
+                        fields::SPAN_ID => line.span_id = text(),
                         other => {
                             match other {
-                                "http.request.method" => line.method = text(),
-                                "url.path" => line.path = text(),
-                                "http.response.status_code" => line.status = value.as_u64(),
+                                fields::METHOD => line.method = text(),
+                                fields::PATH => line.path = text(),
+                                fields::STATUS_CODE => line.status = value.as_u64(),
                                 _ => {}
                             }
                             if line.attributes.len() < MAX_ATTRIBUTES
