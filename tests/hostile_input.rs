@@ -42,21 +42,13 @@ fn wait_rejected(host: &Host, reason: &str, count: f64) -> String {
     })
 }
 
-/// The access lines with this `error.type`, once there are `count` of them (the count can be
-/// scraped a moment before the test's reader of the host's stdout has the line).
+/// The access lines with this `error.type`, once there are `count` of them.
 fn lines_with_error(host: &Host, error_type: &str, count: usize) -> Vec<serde_json::Value> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let lines: Vec<_> = host
-            .log_lines()
-            .into_iter()
-            .filter(|l| l["error.type"] == error_type)
-            .collect();
-        if lines.len() >= count || std::time::Instant::now() > deadline {
-            return lines;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
+    let with_error = |l: &serde_json::Value| l["error.type"] == error_type;
+    host.wait_log_lines(|lines| lines.iter().filter(|l| with_error(l)).count() >= count)
+        .into_iter()
+        .filter(with_error)
+        .collect()
 }
 
 /// The host still serves a normal request.

@@ -186,6 +186,23 @@ impl Host {
             .collect()
     }
 
+    /// The access-log lines once `enough` holds for them, or after 10 s whatever there is (the
+    /// caller asserts): a line the host wrote can reach the test's reader of its stdout a
+    /// moment after a count on `/metrics` shows it.
+    pub fn wait_log_lines(
+        &self,
+        enough: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let lines = self.log_lines();
+            if enough(&lines) || Instant::now() > deadline {
+                return lines;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Polls `/metrics` until `pred` holds (metric events arrive after the response), for
     /// at most 10 s; returns the last scrape.
     pub fn wait_metrics(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
