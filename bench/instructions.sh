@@ -24,9 +24,12 @@ done
 cargo build --release -p runtime-host >&2
 # The floor (bench/floor): built with the same profile and target directory as the embedded
 # components, so the comparison is like for like.
-cargo build --target wasm32-wasip2 --profile component -p floor-middleware \
+cargo build --target wasm32-wasip2 --profile component -p floor-middleware -p library-floor \
     --target-dir target/components >&2
 FLOOR=target/components/wasm32-wasip2/component/floor_middleware.wasm
+LIBRARY_FLOOR=target/components/wasm32-wasip2/component/library_floor.wasm
+# The library-mode app, built by runtime-host's build script with the embedded components.
+LIBRARY_APP=target/components/wasm32-wasip2/component/library_app.wasm
 HOST=target/release/runtime-host
 WORK=target/bench/callgrind
 mkdir -p "$WORK"
@@ -84,6 +87,11 @@ measure "middleware, EDGE_OBS_METRICS=off" --env EDGE_OBS_METRICS=off
 measure "middleware, EDGE_OBS_BODY_SIZE=content-length" --env EDGE_OBS_BODY_SIZE=content-length
 measure "middleware, defaults (the product)"
 measure "middleware, defaults with EDGE_OBS_SECURITY_HEADERS=off" --env EDGE_OBS_SECURITY_HEADERS=off
+measure "library app, EDGE_OBS_ENABLED=off (the same app without observability)" \
+    --no-middleware --app "$LIBRARY_APP" --env EDGE_OBS_ENABLED=off
+measure "library same-output floor (bench/library-floor: the product's headers and lines as constants)" \
+    --no-middleware --library-mode --app "$LIBRARY_FLOOR"
+measure "library mode, defaults" --no-middleware --library-mode --app "$LIBRARY_APP"
 
 # The product's added cost as a multiple of the floor's (both over the app alone), and what
 # part of it any middleware sending the same headers and lines would pay.
@@ -92,6 +100,9 @@ awk -F'\t' '
     /^the floor/ { floor = $2 }
     /^the same-output floor/ { same = $2 }
     /^middleware, defaults \(the product\)/ { product = $2 }
+    /^library app, EDGE_OBS_ENABLED=off/ { lib_off = $2 }
+    /^library same-output floor/ { lib_same = $2 }
+    /^library mode, defaults/ { lib = $2 }
     END {
         if (app && floor && product)
             printf "\nadded over the app alone: floor %d, product %d = %.2fx the floor\n",
@@ -99,4 +110,7 @@ awk -F'\t' '
         if (app && floor && same && product)
             printf "same-output floor %d = %.2fx the floor; the product'"'"'s own code beyond it: %d\n",
                 same - app, (same - app) / (floor - app), product - same
+        if (lib_off && lib_same && lib)
+            printf "library mode adds %d over the same app without observability; sending the output alone adds %d; library mode'"'"'s own code beyond it: %d\n",
+                lib - lib_off, lib_same - lib_off, lib - lib_same
     }' "$RESULTS"

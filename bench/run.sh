@@ -117,7 +117,7 @@ BUILD_CMD=(cargo build --release -p runtime-host -p bench-origin)
 "${BUILD_CMD[@]}"
 meta "cmd.build" "${BUILD_CMD[*]}"
 # The floor (bench/floor), built like the embedded components.
-FLOOR_CMD=(cargo build --target wasm32-wasip2 --profile component -p floor-middleware --target-dir target/components)
+FLOOR_CMD=(cargo build --target wasm32-wasip2 --profile component -p floor-middleware -p library-floor --target-dir target/components)
 "${FLOOR_CMD[@]}"
 meta "cmd.build_floor" "${FLOOR_CMD[*]}"
 FLOOR_WASM=$COMPONENTS/floor_middleware.wasm
@@ -126,7 +126,8 @@ ORIGIN=target/release/bench-origin
 MIDDLEWARE_WASM=$COMPONENTS/edge_observability.wasm
 APP_WASM=$COMPONENTS/hello_app.wasm
 LIBRARY_WASM=$COMPONENTS/library_app.wasm
-for f in "$HOST" "$ORIGIN" "$MIDDLEWARE_WASM" "$APP_WASM" "$FLOOR_WASM" "$LIBRARY_WASM"; do
+LIBRARY_FLOOR_WASM=$COMPONENTS/library_floor.wasm
+for f in "$HOST" "$ORIGIN" "$MIDDLEWARE_WASM" "$APP_WASM" "$FLOOR_WASM" "$LIBRARY_WASM" "$LIBRARY_FLOOR_WASM"; do
     [ -f "$f" ] || { echo "missing after the build: $f" >&2; exit 1; }
 done
 
@@ -239,10 +240,12 @@ if [ -f "$COMPOSED" ]; then
 fi
 
 # 5 and 5': library mode (examples/library-app, the middleware core linked into the app), and
-# the same app with observability switched off, its baseline.
-read -r P_LIB P_LIB_ADM P_LIBOFF P_LIBOFF_ADM < <($PY free-ports 4)
+# the same app with observability switched off, its baseline; 5s: an unobserved app sending the
+# product's output as constants (bench/library-floor), the best any library sending it can do.
+read -r P_LIB P_LIB_ADM P_LIBOFF P_LIBOFF_ADM P_LIBSAME P_LIBSAME_ADM < <($PY free-ports 6)
 start library "$HOST" --no-middleware --library-mode --app "$LIBRARY_WASM" --addr "127.0.0.1:$P_LIB" --admin-addr "127.0.0.1:$P_LIB_ADM"
 start library_off "$HOST" --no-middleware --app "$LIBRARY_WASM" --env EDGE_OBS_ENABLED=off --addr "127.0.0.1:$P_LIBOFF" --admin-addr "127.0.0.1:$P_LIBOFF_ADM"
+start library_same "$HOST" --no-middleware --library-mode --app "$LIBRARY_FLOOR_WASM" --addr "127.0.0.1:$P_LIBSAME" --admin-addr "127.0.0.1:$P_LIBSAME_ADM"
 
 # 4 and 4' are also measured on `/delay/$ORIGIN_DELAY_MS`, where the origin takes that long per
 # request (like a database call) before the same answer: the same servers, another path.
@@ -262,6 +265,7 @@ declare -A URL=(
     [direct_slow]="http://127.0.0.1:$P_ORIGIN/delay/$ORIGIN_DELAY_MS"
     [library]="http://127.0.0.1:$P_LIB/hello"
     [library_off]="http://127.0.0.1:$P_LIBOFF/hello"
+    [library_same]="http://127.0.0.1:$P_LIBSAME/hello"
 )
 declare -A READY=(
     [baseline]="http://127.0.0.1:$P_BASE_ADM/readyz"
@@ -277,9 +281,10 @@ declare -A READY=(
     [direct_slow]="http://127.0.0.1:$P_ORIGIN/hello"
     [library]="http://127.0.0.1:$P_LIB_ADM/readyz"
     [library_off]="http://127.0.0.1:$P_LIBOFF_ADM/readyz"
+    [library_same]="http://127.0.0.1:$P_LIBSAME_ADM/readyz"
 )
 TARGETS=()
-for t in baseline product product_otlp floor floor_same reuse1 wasmtime upstream direct upstream_slow direct_slow library library_off; do
+for t in baseline product product_otlp floor floor_same reuse1 wasmtime upstream direct upstream_slow direct_slow library library_off library_same; do
     v="PID_$t"
     [ -n "${!v:-}" ] || continue
     if $PY wait-http "${READY[$t]}" 180 && $PY wait-http "${URL[$t]}" 10; then
