@@ -30,7 +30,8 @@ pub fn maybe_access_line(line: &[u8]) -> bool {
 
 /// The log record of an access line, or `None` when the line is not one.
 pub fn parse(line: &[u8], logger: &SdkLogger) -> Option<SdkLogRecord> {
-    let v: AccessLine = serde_json::from_slice(line).ok()?;
+    // One check of the whole line is cheaper than serde_json's check of every string in it.
+    let v: AccessLine = serde_json::from_str(std::str::from_utf8(line).ok()?).ok()?;
     if v.event.as_deref() != Some(EVENT_REQUEST) {
         return None;
     }
@@ -240,7 +241,10 @@ mod tests {
         assert_eq!(r.attributes_iter().count(), attributes::MAX_ATTRIBUTES);
         assert!(!r.attributes_iter().any(|(k, _)| k.as_str() == "nested"));
         assert!(r.trace_context().is_none());
-        // Other lines are not log records.
+        // Other lines are not log records, nor are lines that are not UTF-8.
         assert!(parse(br#"{"timestamp":"x","event":"config.invalid"}"#, &logger).is_none());
+        let mut not_utf8 = line.to_vec();
+        not_utf8[std::str::from_utf8(line).unwrap().find("/x").unwrap() + 1] = 0xff;
+        assert!(parse(&not_utf8, &logger).is_none());
     }
 }

@@ -58,7 +58,9 @@ pub fn parse(line: &[u8], scope: &InstrumentationScope) -> Result<SpanData, Stri
     if line.len() > MAX_LINE_BYTES {
         return Err(format!("line of {} bytes is too long", line.len()));
     }
-    let v: Line = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    // One check of the whole line is cheaper than serde_json's check of every string in it.
+    let line = std::str::from_utf8(line).map_err(|_| "line is not UTF-8")?;
+    let v: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
     if v.schema != SCHEMA {
         return Err("not an edge_obs.span.v1 line".into());
     }
@@ -209,6 +211,10 @@ mod tests {
         ] {
             assert!(parse(bad.as_bytes(), &scope()).is_err(), "{bad}");
         }
+        // Invalid UTF-8, even in an attribute nothing reads.
+        let mut not_utf8 = EXAMPLE.as_bytes().to_vec();
+        not_utf8[EXAMPLE.find("\"r1\"").unwrap() + 1] = 0xff;
+        assert_eq!(parse(&not_utf8, &scope()).unwrap_err(), "line is not UTF-8");
         let root = EXAMPLE.replace(",\"parent_span_id\":\"00f067aa0ba902b7\"", "");
         let s = parse(root.as_bytes(), &scope()).unwrap();
         assert_eq!(s.parent_span_id, SpanId::INVALID);
