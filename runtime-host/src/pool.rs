@@ -151,6 +151,11 @@ impl WorkerState for InstancePolicy {
             let text = format!("{error:?}");
             if text.contains("timed out") {
                 tracing::warn!("dropped an instance whose guest ran past the request timeout");
+            } else if text.contains("worker panicked") && !std::thread::panicking() {
+                // wasmtime-wasi-http says this of any worker dropped before it finished; outside
+                // a panic that is the host stopping (its runtime drops the idle workers), not a
+                // trap, and must not be logged as an error on every shutdown.
+                tracing::debug!("instance dropped as the host stopped");
             } else {
                 self.metrics.trap();
                 tracing::error!(error = %format!("{error:#}"), "guest trapped; its instance was dropped");
