@@ -18,7 +18,7 @@ mod component {
     use super::product_output::{LINES, REQUEST_HEADERS, RESPONSE_HEADERS};
     use bytes::Bytes;
     use http::{HeaderName, HeaderValue};
-    use spin_sdk::http::{FullBody, IntoResponse, Request};
+    use spin_sdk::http::{FullBody, IntoResponse, Request, box_body};
     use std::io::Write;
 
     #[spin_sdk::http_service]
@@ -31,11 +31,13 @@ mod component {
                 HeaderValue::from_static(value),
             );
         }
+        // The library app's `/hello`, built the same way (its routes return boxed bodies).
         let body = Bytes::from_static(b"hello\n");
-        let mut response = http::Response::new(FullBody::new(body.clone()));
+        let len = body.len();
+        let mut response = http::Response::new(box_body(FullBody::new(body)));
         let headers = response.headers_mut();
         headers.insert("content-type", HeaderValue::from_static("text/plain"));
-        headers.insert("content-length", HeaderValue::from(body.len()));
+        headers.insert("content-length", HeaderValue::from(len));
         for (name, value) in RESPONSE_HEADERS {
             headers.insert(
                 HeaderName::from_static(name),
