@@ -19,6 +19,22 @@ const COMPONENTS: &[(&str, &str)] = &[
     ("hello-app", "hello_app.wasm"),
 ];
 
+/// The version of `package` that `Cargo.lock` pins (the wasmtime the host embeds, for
+/// `runtime_host_build_info`), so it is never a literal that drifts from the build.
+fn locked_version(lock: &Path, package: &str) -> String {
+    let text = std::fs::read_to_string(lock).expect("reading Cargo.lock");
+    let name = format!("name = \"{package}\"");
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if line == name
+            && let Some(version) = lines.next().and_then(|l| l.strip_prefix("version = "))
+        {
+            return version.trim_matches('"').to_owned();
+        }
+    }
+    panic!("{package} is not in Cargo.lock");
+}
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
@@ -39,6 +55,10 @@ fn main() {
         println!("cargo:rerun-if-changed={}", workspace.join(file).display());
     }
     println!("cargo:rerun-if-env-changed=RUNTIME_HOST_SKIP_COMPONENT_BUILD");
+    println!(
+        "cargo:rustc-env=RUNTIME_HOST_WASMTIME_VERSION={}",
+        locked_version(&workspace.join("Cargo.lock"), "wasmtime")
+    );
 
     let target_dir = workspace.join("target").join("components");
     let out_dir = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());

@@ -82,6 +82,28 @@ pub mod fields {
     pub const ERROR_TYPE: &str = "error.type";
 }
 
+/// Longest `error.type` written, here and in the metric and span events.
+pub const MAX_ERROR_TYPE_LEN: usize = 64;
+
+/// JSON access lines start with this: the timestamp is always the first field.
+pub const LINE_PREFIX: &str = "{\"timestamp\":\"";
+
+/// How far into a line [`is_access_line`] looks for the event field: the timestamp (24
+/// characters) and the level come before it.
+const EVENT_FIELD_WITHIN: usize = 96;
+
+/// Whether `line` is a JSON access line of a finished request (`"event":"http.request"`, not
+/// the start line): the one rule every consumer of the middleware's output uses. A prefix and
+/// one short search, cheap enough for every line a guest prints; a consumer still checks the
+/// event field when it parses the line.
+pub fn is_access_line(line: &[u8]) -> bool {
+    const NEEDLE: &[u8] = b"\"event\":\"http.request\"";
+    line.starts_with(LINE_PREFIX.as_bytes())
+        && line[..line.len().min(EVENT_FIELD_WITHIN)]
+            .windows(NEEDLE.len())
+            .any(|w| w == NEEDLE)
+}
+
 /// Log levels, in increasing severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -469,7 +491,7 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
         sink.number("http.response.body.size", json::small_u64(n).as_str());
     }
     if let Some(e) = r.error_type {
-        text(sink, fields::ERROR_TYPE, e.as_bytes(), 64);
+        text(sink, fields::ERROR_TYPE, e.as_bytes(), MAX_ERROR_TYPE_LEN);
     }
     if let Some(ip) = &r.client_address {
         sink.plain("client.address", ip.as_str());
@@ -854,6 +876,21 @@ mod tests {
         assert!(s.len() <= MAX_LINE_BYTES);
         let v = serde_json::from_str(s.trim_end()).unwrap();
         (s, v)
+    }
+
+    #[test]
+    fn access_lines_are_told_from_start_lines_and_other_output() {
+        let headers = [];
+        let (line, _) = json_of(&record(&headers));
+        assert!(is_access_line(line.as_bytes()));
+        let mut start = record(&headers);
+        start.event = EVENT_START;
+        let (line, _) = json_of(&start);
+        assert!(!is_access_line(line.as_bytes()));
+        assert!(!is_access_line(
+            br#"{"schema":"edge_obs.metric.v1","event":"http.request"}"#
+        ));
+        assert!(!is_access_line(b"plain text"));
     }
 
     #[test]

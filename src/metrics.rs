@@ -17,6 +17,47 @@ pub const LINE_PREFIX: &str = "{\"schema\":\"edge_obs.metric.v1\"";
 /// Schema name.
 pub const SCHEMA: &str = "edge_obs.metric.v1";
 
+/// Keys of the metric event line: the line's own fields, then its `attributes`. The component
+/// writes them and every consumer reads them by these names.
+pub mod keys {
+    /// Schema name ([`super::SCHEMA`]).
+    pub const SCHEMA: &str = "schema";
+    /// RFC 3339 end time.
+    pub const TIME: &str = "time";
+    /// Duration in seconds (a number).
+    pub const DURATION_S: &str = "duration_s";
+    /// Request body size in bytes, when known.
+    pub const REQUEST_BODY_BYTES: &str = "request_body_bytes";
+    /// Response body size in bytes, when known.
+    pub const RESPONSE_BODY_BYTES: &str = "response_body_bytes";
+    /// The object holding the OpenTelemetry attributes below.
+    pub const ATTRIBUTES: &str = "attributes";
+    /// `http.request.method`: one of [`super::KNOWN_METHODS`] or [`super::OTHER`].
+    pub const METHOD: &str = crate::access_log::fields::METHOD;
+    /// `http.route`: the matched template, at most [`super::MAX_ROUTE_LEN`] bytes.
+    pub const ROUTE: &str = crate::access_log::fields::ROUTE;
+    /// `http.response.status_code` (a number).
+    pub const STATUS_CODE: &str = crate::access_log::fields::STATUS_CODE;
+    /// `url.scheme`: `http`, `https` or [`super::OTHER`].
+    pub const SCHEME: &str = "url.scheme";
+    /// `error.type`, only on failure, at most [`super::MAX_ERROR_TYPE_LEN`] bytes.
+    pub const ERROR_TYPE: &str = crate::access_log::fields::ERROR_TYPE;
+}
+
+/// Longest `http.route` a metric event carries: the longest template the configuration accepts.
+pub const MAX_ROUTE_LEN: usize = crate::route::MAX_TEMPLATE_LEN;
+
+/// Longest `error.type` a metric event carries (the access line's bound); consumers treat
+/// longer ones as [`OTHER`].
+pub use crate::access_log::MAX_ERROR_TYPE_LEN;
+
+/// Bucket bounds of `http.server.request.duration`, in seconds: the ones the OpenTelemetry HTTP
+/// semantic conventions recommend, so dashboards built for other OpenTelemetry-instrumented
+/// servers work unchanged. Every exporter of the duration histogram uses these.
+pub const DURATION_BUCKETS: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
 /// One metric event.
 #[derive(Clone, Copy, Debug)]
 pub struct MetricEvent<'a> {
@@ -78,26 +119,26 @@ pub fn normalize_scheme(scheme: Option<&str>) -> &'static str {
 /// Appends the metric line (ending in `\n`) to `out`.
 pub fn write(ev: &MetricEvent<'_>, out: &mut String) {
     let mut line = ObjectLine::begin(out, MAX_LINE_BYTES);
-    line.str("schema", SCHEMA, 32);
-    line.plain("time", ev.time);
-    line.raw("duration_s", json::duration_s(ev.duration).as_str());
+    line.str(keys::SCHEMA, SCHEMA, 32);
+    line.plain(keys::TIME, ev.time);
+    line.raw(keys::DURATION_S, json::duration_s(ev.duration).as_str());
     if let Some(n) = ev.request_body_bytes {
-        line.u64("request_body_bytes", n);
+        line.u64(keys::REQUEST_BODY_BYTES, n);
     }
     if let Some(n) = ev.response_body_bytes {
-        line.u64("response_body_bytes", n);
+        line.u64(keys::RESPONSE_BODY_BYTES, n);
     }
-    line.begin_object("attributes");
-    line.str("http.request.method", standard_method(ev.method), 16);
+    line.begin_object(keys::ATTRIBUTES);
+    line.str(keys::METHOD, standard_method(ev.method), 16);
     if let Some(route) = ev.route {
-        line.str("http.route", route, crate::route::MAX_TEMPLATE_LEN);
+        line.str(keys::ROUTE, route, MAX_ROUTE_LEN);
     }
     if let Some(s) = ev.status {
-        line.u64("http.response.status_code", u64::from(s));
+        line.u64(keys::STATUS_CODE, u64::from(s));
     }
-    line.str("url.scheme", ev.scheme, 8);
+    line.str(keys::SCHEME, ev.scheme, 8);
     if let Some(e) = ev.error_type {
-        line.str("error.type", e, 64);
+        line.str(keys::ERROR_TYPE, e, MAX_ERROR_TYPE_LEN);
     }
     line.end_object();
     line.finish();

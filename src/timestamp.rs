@@ -50,6 +50,49 @@ pub fn rfc3339_millis(t: SystemTime) -> String {
     rfc3339(t).as_str().to_owned()
 }
 
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fff...]Z`, the UTC form [`rfc3339`] writes (up to nine
+/// fraction digits), for consumers of the middleware's lines; `None` for anything else.
+pub fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || *b.last()? != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let frac = &s[19..s.len() - 1];
+    let nanos = match frac.strip_prefix('.') {
+        None if frac.is_empty() => 0,
+        Some(digits)
+            if (1..=9).contains(&digits.len()) && digits.bytes().all(|c| c.is_ascii_digit()) =>
+        {
+            digits.parse::<u32>().ok()? * 10u32.pow(9 - digits.len() as u32)
+        }
+        _ => return None,
+    };
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + h * 3600 + mi * 60 + sec;
+    let secs = u64::try_from(secs).ok()?;
+    Some(UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
 /// Converts days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
 /// Howard Hinnant's `civil_from_days` algorithm, in unsigned arithmetic since our days are
 /// never before 1970.
@@ -126,6 +169,24 @@ mod tests {
                     y += 1;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn rfc3339_times() {
+        let t = parse_rfc3339("2026-11-23T11:22:33.456Z").unwrap();
+        assert_eq!(
+            t.duration_since(UNIX_EPOCH).unwrap(),
+            Duration::from_millis(1_795_432_953_456)
+        );
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
+        for bad in [
+            "",
+            "2026-11-23 11:22:33Z",
+            "2026-13-01T00:00:00Z",
+            "2026-11-23T11:22:33.Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
         }
     }
 

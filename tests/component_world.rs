@@ -3,7 +3,9 @@
 //! `wasm32-wasip2`. Anything else (a Spin-only interface, an accidental extra export) would
 //! stop it from running on other WASI 0.3 hosts.
 
-use runtime_host::components::{EMBEDDED_APP, EMBEDDED_MIDDLEWARE, HANDLER, LIBRARY_APP_PATH};
+use runtime_host::serving::components::{
+    EMBEDDED_APP, EMBEDDED_MIDDLEWARE, HANDLER, LIBRARY_APP_PATH,
+};
 use std::collections::BTreeSet;
 
 /// Top-level import and export names of a component.

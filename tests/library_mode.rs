@@ -5,7 +5,7 @@
 mod common;
 
 use common::{Host, get, metric_sum, promtool_check, request, send, unique};
-use runtime_host::components::LIBRARY_APP_PATH;
+use runtime_host::serving::components::LIBRARY_APP_PATH;
 
 const UUID_LEN: usize = 36;
 const ORIGIN: &str = "https://app.example.com";

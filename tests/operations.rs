@@ -432,12 +432,12 @@ fn composed_component_serves_the_middleware_without_runtime_host_chaining_it() {
     let out = run(BIN, &["compose", "--out", out_file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let bytes = std::fs::read(&out_file).unwrap();
-    let (imports, exports) = runtime_host::components::interfaces(&bytes).unwrap();
-    assert_eq!(exports, [runtime_host::components::HANDLER]);
+    let (imports, exports) = runtime_host::serving::components::interfaces(&bytes).unwrap();
+    assert_eq!(exports, [runtime_host::serving::components::HANDLER]);
     assert!(
         !imports
             .iter()
-            .any(|i| i == runtime_host::components::HANDLER)
+            .any(|i| i == runtime_host::serving::components::HANDLER)
     );
 
     // Served as a plain app: the middleware inside still does its work.

@@ -566,3 +566,49 @@ fn collect_mode_follows_spin_log_files_into_metrics_and_spans() {
     assert_eq!(collector.admin_get("/readyz").status, 200);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A route template as long as the middleware accepts (here 200 bytes) is one contract: the
+/// access line, `/metrics` and the OTLP metrics carry the same `http.route`.
+#[test]
+fn a_long_route_template_keeps_its_label_in_every_output() {
+    let template = format!("/{}/{{id}}", "a".repeat(194));
+    assert_eq!(template.len(), 200);
+    let receiver = Receiver::start(Behaviour::Accept);
+    let mut env = quick_env(&receiver);
+    env.push(("EDGE_OBS_ROUTES", template.clone()));
+    let host = start(&[], &env);
+    let path = format!("/{}/42", "a".repeat(194));
+    let r = get(host.addr, &path, &[]);
+    let id = r.request_id();
+
+    let line = host.log_line(&id);
+    assert_eq!(line["http.route"].as_str(), Some(template.as_str()));
+    let metrics = host.wait_metrics("the request counted", |m| {
+        metric_sum(m, "http_server_requests_total", &[]) >= 1.0
+    });
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "http_server_requests_total",
+            &[("http_route", template.as_str())]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    receiver.wait("the route on http.server.request.duration", |r| {
+        r.metrics
+            .iter()
+            .flat_map(|m| &m.resource_metrics)
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .filter(|m| m.name == "http.server.request.duration")
+            .filter_map(|m| match &m.data {
+                Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Histogram(h)) => {
+                    Some(h)
+                }
+                _ => None,
+            })
+            .flat_map(|h| &h.data_points)
+            .any(|p| attr_str(&p.attributes, "http.route") == Some(template.as_str()))
+    });
+}

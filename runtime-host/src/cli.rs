@@ -1,10 +1,19 @@
-//! Command-line interface. Flag names are a public interface: scripts and the README use them.
+//! Command-line interface: every clap type. Flag names are a public interface: scripts and the
+//! README use them. Only the app layer ([`crate::app`]) reads these types; it turns them into
+//! each part's own settings.
 
+use crate::admin::dashboard::auth::AdminToken;
+use crate::serving::rate_limit::{self, KeySource, Rate};
 use anyhow::{Context, Result, bail};
-use clap::{Parser, ValueEnum};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
+use telemetry::recent;
+use telemetry::slo::defaults as slo_defaults;
+use telemetry::window::Objectives;
 
 /// Serve WASI 0.3 HTTP components locally: the edge observability middleware in front of an app
 /// component (chained the way Spin 4.1 does it) or in front of an upstream HTTP origin, with
@@ -17,7 +26,7 @@ use std::time::Duration;
 pub struct Args {
     /// A mode other than serving (`collect`, `compose`, `slo-rules`).
     #[command(subcommand)]
-    pub command: Option<crate::subcommands::Command>,
+    pub command: Option<Command>,
 
     /// Address to serve HTTP on. Port 0 picks a free port (the start-up line shows it).
     #[arg(long, default_value = "127.0.0.1:3000")]
@@ -163,8 +172,8 @@ pub struct Args {
 
     /// Rate limit per key, e.g. `100/s` or `6000/min` (GCRA). Off unless set; over it,
     /// clients get 429 with Retry-After and RateLimit / RateLimit-Policy.
-    #[arg(long, value_name = "RATE", value_parser = crate::rate_limit::parse_rate)]
-    pub rate_limit: Option<crate::rate_limit::Rate>,
+    #[arg(long, value_name = "RATE", value_parser = rate_limit::parse_rate)]
+    pub rate_limit: Option<Rate>,
 
     /// Requests a key may send at once above the steady rate. Default: the rate's count.
     #[arg(long, value_name = "N", requires = "rate_limit")]
@@ -172,12 +181,12 @@ pub struct Args {
 
     /// What the rate limit is counted per: `client-address` (the TCP peer, or what
     /// EDGE_OBS_TRUSTED_PROXY_HOPS trusted proxies give), `header:NAME` or `global`.
-    #[arg(long, value_name = "KEY", default_value = "client-address", value_parser = crate::rate_limit::parse_key_source)]
-    pub rate_limit_key: crate::rate_limit::KeySource,
+    #[arg(long, value_name = "KEY", default_value = "client-address", value_parser = rate_limit::parse_key_source)]
+    pub rate_limit_key: KeySource,
 
     /// Most keys the rate limiter tracks; beyond it new keys share one bucket (counted in
     /// runtime_host_rate_limit_key_overflow_total). Idle keys are evicted every 10 s.
-    #[arg(long, value_name = "N", default_value_t = crate::rate_limit::DEFAULT_MAX_KEYS)]
+    #[arg(long, value_name = "N", default_value_t = rate_limit::DEFAULT_MAX_KEYS)]
     pub rate_limit_max_keys: usize,
     /// Require this token for every admin path except the probes (/livez, /readyz, /healthz,
     /// /startupz): `Authorization: Bearer TOKEN`, or `/?token=TOKEN` to open the page.
@@ -194,17 +203,17 @@ pub struct Args {
     pub no_admin_page: bool,
 
     /// Access-log lines the admin page keeps for its request list; 0 keeps none.
-    #[arg(long, default_value_t = 200, value_name = "N")]
+    #[arg(long, default_value_t = recent::DEFAULT_CAPACITY, value_name = "N")]
     pub recent_requests: usize,
 
     /// Availability objective of the admin page's SLO panel, in percent of requests that
     /// must not fail (5xx or no answer).
-    #[arg(long, default_value_t = 99.5, value_name = "PERCENT")]
+    #[arg(long, default_value_t = Objectives::DEFAULT_AVAILABILITY_PERCENT, value_name = "PERCENT")]
     pub slo_availability: f64,
 
     /// Latency objective of the admin page's SLO panel: p95 must stay under this.
-    #[arg(long, default_value = "500ms", value_parser = parse_duration, value_name = "DURATION")]
-    pub slo_latency: Duration,
+    #[arg(long, default_value_t = DurationArg(Objectives::DEFAULT.latency), value_name = "DURATION")]
+    pub slo_latency: DurationArg,
 }
 
 /// How a middleware chain is instantiated.
@@ -269,17 +278,154 @@ impl Args {
         if !(self.slo_availability > 0.0 && self.slo_availability < 100.0) {
             bail!("--slo-availability must be a percentage above 0 and below 100, e.g. 99.5");
         }
-        if self.slo_latency.is_zero() {
+        if self.slo_latency.0.is_zero() {
             bail!("--slo-latency must be greater than zero");
         }
         if self.recent_requests > 10_000 {
             bail!("--recent-requests is at most 10000");
         }
         if let Some(token) = &self.admin_token {
-            crate::dashboard::auth::AdminToken::new(token)
-                .map_err(|reason| anyhow::anyhow!("--admin-token: {reason}"))?;
+            AdminToken::new(token).map_err(|reason| anyhow::anyhow!("--admin-token: {reason}"))?;
         }
         Ok(())
+    }
+}
+
+/// A mode to run instead of serving.
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Follow the log files Spin writes (`.spin/logs/<component>_stdout.txt`) and serve the
+    /// same /metrics, probes and OTLP export as serving mode, from the middleware's lines in
+    /// them. Rotation and truncation are handled.
+    Collect(CollectArgs),
+    /// Compose the middleware chain and an app into one component (the same wac-graph
+    /// composition runtime-host serves), for `wasmtime serve`, wasmCloud or jco.
+    Compose(ComposeArgs),
+    /// Write the Prometheus SLO rules (recording rules, burn-rate and host alerts) and their
+    /// `promtool test rules` unit tests.
+    SloRules(SloRulesArgs),
+}
+
+/// Arguments of `runtime-host collect` (the admin address, grace period, OTLP and log flags
+/// are the serving mode's, given before or after `collect`).
+#[derive(ClapArgs, Debug, Clone)]
+pub struct CollectArgs {
+    /// The files to follow.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Read the files from their start (default: only what is appended from now on, so past
+    /// runs are not counted again).
+    #[arg(long)]
+    pub from_start: bool,
+
+    /// How often the files are checked for new lines.
+    #[arg(long, default_value_t = DurationArg(Duration::from_millis(250)))]
+    pub poll_interval: DurationArg,
+}
+
+/// Arguments of `runtime-host compose`.
+#[derive(ClapArgs, Debug, Clone)]
+pub struct ComposeArgs {
+    /// Where to write the composed component.
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
+
+    /// A middleware component; repeat for a chain, outermost first. Default: the embedded
+    /// edge observability middleware.
+    #[arg(long = "middleware", value_name = "PATH")]
+    pub middleware: Vec<PathBuf>,
+
+    /// The app component. Default: the embedded demo app.
+    #[arg(long, value_name = "PATH")]
+    pub app: Option<PathBuf>,
+}
+
+/// Arguments of `runtime-host slo-rules`; defaults are the service-level plan
+/// (`telemetry::slo::defaults`).
+#[derive(ClapArgs, Debug, Clone)]
+pub struct SloRulesArgs {
+    /// Directory to write `slo-rules.yml` and its unit tests (`slo-rules.test*.yml`) into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Availability objective: share of requests without a 5xx or error_type.
+    #[arg(long, default_value_t = slo_defaults::AVAILABILITY_OBJECTIVE)]
+    pub availability_objective: f64,
+
+    /// Latency objective: share of requests within --latency-threshold.
+    #[arg(long, default_value_t = slo_defaults::LATENCY_OBJECTIVE)]
+    pub latency_objective: f64,
+
+    /// Latency threshold in seconds; a bucket bound of http_server_request_duration_seconds.
+    #[arg(long, default_value_t = slo_defaults::LATENCY_THRESHOLD)]
+    pub latency_threshold: f64,
+
+    /// Label matchers selecting the service's series (without braces).
+    #[arg(long, default_value = slo_defaults::SELECTOR)]
+    pub selector: String,
+
+    /// Prefix of the alerts' runbook_url annotations (where docs/runbooks is browsable).
+    #[arg(long, default_value = slo_defaults::RUNBOOK_BASE_URL)]
+    pub runbook_base_url: String,
+
+    /// Fast page tier: LONG,SHORT,FACTOR,FOR.
+    #[arg(long, default_value = slo_defaults::PAGE_FAST)]
+    pub page_fast: String,
+
+    /// Slow page tier: LONG,SHORT,FACTOR,FOR.
+    #[arg(long, default_value = slo_defaults::PAGE_SLOW)]
+    pub page_slow: String,
+
+    /// Ticket tier: LONG,SHORT,FACTOR,FOR.
+    #[arg(long, default_value = slo_defaults::TICKET)]
+    pub ticket: String,
+
+    /// Window of the traps, timeouts and overload alerts.
+    #[arg(long, default_value = slo_defaults::HOST_WINDOW)]
+    pub host_window: String,
+
+    /// `for:` of the timeouts and overload alerts.
+    #[arg(long, default_value = slo_defaults::HOST_FOR)]
+    pub host_for: String,
+
+    /// Share of requests that may time out before a ticket.
+    #[arg(long, default_value_t = slo_defaults::TIMEOUT_RATIO)]
+    pub timeout_ratio: f64,
+
+    /// Share of requests that may be rejected for overload before a page.
+    #[arg(long, default_value_t = slo_defaults::OVERLOAD_RATIO)]
+    pub overload_ratio: f64,
+
+    /// How long scrapes may fail before a page.
+    #[arg(long, default_value = slo_defaults::DOWN_FOR)]
+    pub down_for: String,
+
+    /// Write only the rule file (the unit tests need default-like windows).
+    #[arg(long)]
+    pub no_tests: bool,
+}
+
+/// A duration flag whose default comes from a constant elsewhere: clap shows the default in
+/// `--help` through [`fmt::Display`] (`250ms`, `30s`), and parses with [`parse_duration`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl fmt::Display for DurationArg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let millis = self.0.as_millis();
+        if millis % 1000 == 0 && self.0.subsec_nanos() == 0 {
+            write!(f, "{}s", self.0.as_secs())
+        } else {
+            write!(f, "{}ms", self.0.as_secs_f64() * 1e3)
+        }
+    }
+}
+
+impl FromStr for DurationArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        parse_duration(s).map(DurationArg)
     }
 }
 
@@ -363,6 +509,20 @@ mod tests {
         assert_eq!(parse_size("512").unwrap(), 512);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("99999999999GiB").is_err());
+    }
+
+    #[test]
+    fn duration_args_print_what_they_parse() {
+        for text in ["250ms", "30s", "500ms", "1.5ms"] {
+            let d: DurationArg = text.parse().unwrap();
+            assert_eq!(d.to_string(), text);
+        }
+        let args = Args::try_parse_from(["runtime-host"]).unwrap();
+        assert_eq!(args.slo_latency.0, Objectives::DEFAULT.latency);
+        assert_eq!(
+            args.slo_availability / 100.0,
+            Objectives::DEFAULT.availability
+        );
     }
 
     #[test]

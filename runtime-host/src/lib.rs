@@ -1,30 +1,23 @@
 //! runtime-host: a native wasmtime host that serves WASI 0.3 HTTP components the way Spin 4.1
 //! chains middleware, or puts a middleware chain in front of an upstream origin, with probe
-//! endpoints and Prometheus metrics.
+//! endpoints, Prometheus metrics, OTLP export and an admin page.
 //!
-//! The binary (`src/main.rs`) is a thin wrapper around [`server::Server`]; tests use the same
-//! library.
+//! Layers, each using only those below it:
+//!
+//! 1. [`telemetry`] (its own crate): guest output lines in, numbers out;
+//! 2. [`serving`]: engine, components, chain, instance pool, per-request handling, the host's
+//!    own answers, rate limiting, upstream mode; it feeds telemetry;
+//! 3. [`admin`]: the admin listener (probes, `/metrics`, the page), handed what it shows;
+//! 4. [`app`]: the wiring of each mode, top-down by phase, and [`cli`], every clap type: the
+//!    only code that sees the command line.
+//!
+//! [`health`] (readiness state) sits below serving and admin, which both use it. The binary
+//! (`src/main.rs`) is a thin wrapper around [`app::run`]; tests use the same library.
 
 pub mod admin;
-pub mod answers;
-pub mod app_metrics;
-pub mod app_output;
-pub mod chain;
+pub mod app;
 pub mod cli;
-pub mod collect;
-pub mod components;
-pub mod dashboard;
-pub mod engine;
-pub mod guest_output;
 pub mod health;
-pub mod metric_event;
-pub mod metrics;
-pub mod otlp;
-pub mod pool;
-pub mod rate_limit;
-pub mod request;
-pub mod server;
-pub mod slo;
-pub mod store;
-pub mod subcommands;
-pub mod upstream;
+pub mod serving;
+
+pub use telemetry;

@@ -2,7 +2,6 @@
 
 use clap::Parser;
 use runtime_host::cli::{Args, LogFormat};
-use runtime_host::server::Server;
 use std::process::ExitCode;
 
 /// mimalloc instead of glibc's malloc: fewer instructions per request (bench/README.md).
@@ -30,7 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    match runtime.block_on(runtime_host::app::run(args, shutdown_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One clear line for a user mistake; no backtrace.
@@ -38,14 +37,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn run(args: Args) -> anyhow::Result<()> {
-    if let Some(command) = &args.command {
-        return runtime_host::subcommands::run(&args, command, shutdown_signal()).await;
-    }
-    let server = Server::prepare(&args).await?;
-    server.run(shutdown_signal()).await
 }
 
 /// Resolves on SIGTERM or SIGINT.

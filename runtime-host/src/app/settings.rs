@@ -1,0 +1,99 @@
+//! The command line split into each part's own settings (as linkerd2-proxy's `Config::build`
+//! splits one config per subsystem): the telemetry pipeline, the engine, the instance pool and
+//! the admin page each get a value of their own type and never see [`Args`].
+
+use crate::admin::dashboard::{ChainInfo, ComponentInfo, DashboardConfig, Limits};
+use crate::cli::{Args, ChainMode};
+use crate::serving::components::{Backend, Source};
+use crate::serving::engine::EngineLimits;
+use crate::serving::pool::PoolLimits;
+use telemetry::otlp::settings::OtlpSettings;
+use telemetry::pipeline::PipelineSettings;
+use telemetry::window::Objectives;
+
+/// The wasmtime version this host embeds, as `Cargo.lock` pins it (see `build.rs`).
+pub const WASMTIME_VERSION: &str = env!("RUNTIME_HOST_WASMTIME_VERSION");
+
+/// The telemetry pipeline's settings: what is printed, the admin page's ring (only when the
+/// page is on) and OTLP export (the `--otlp-*` flags and the `OTEL_*` environment).
+pub fn pipeline(args: &Args, recent_requests: usize) -> PipelineSettings {
+    let mut otlp = OtlpSettings::from_env(args.otlp_endpoint.as_deref(), &|name| {
+        std::env::var(name).ok()
+    });
+    if args.otel_service_name.is_some() {
+        otlp.service_name = args.otel_service_name.clone();
+    }
+    PipelineSettings {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        wasmtime_version: WASMTIME_VERSION.to_owned(),
+        print_metric_events: args.print_metric_events,
+        print_span_events: args.print_span_events,
+        recent_requests,
+        otlp: Some(otlp),
+    }
+}
+
+/// The admin page's settings; `None` when the page is switched off.
+pub fn dashboard(args: &Args) -> Option<DashboardConfig> {
+    (!args.no_admin_page).then(|| DashboardConfig {
+        objectives: Objectives {
+            availability: args.slo_availability / 100.0,
+            latency: args.slo_latency.0,
+            ..Objectives::DEFAULT
+        },
+    })
+}
+
+/// The host's limits, as the admin page shows them.
+pub fn limits(args: &Args) -> Limits {
+    Limits {
+        max_concurrent_requests: args.max_concurrent_requests,
+        request_timeout_s: args.request_timeout.as_secs_f64(),
+        max_body_bytes: args.max_body_bytes,
+        max_header_bytes: args.max_header_bytes,
+        max_memory_bytes: args.max_memory,
+        max_instance_reuse: args.max_instance_reuse,
+        max_instance_concurrency: args.max_instance_concurrency,
+        shutdown_grace_s: args.shutdown_grace.as_secs_f64(),
+    }
+}
+
+/// The engine's limits: memory per instance, and enough instances for the concurrency limit.
+pub fn engine(args: &Args) -> EngineLimits {
+    EngineLimits {
+        max_memory: args.max_memory,
+        max_instances: (args.max_concurrent_requests / args.max_instance_concurrency + 16).min(1000)
+            as u32,
+        perfmap: args.perfmap,
+    }
+}
+
+/// Per-instance limits of the pool.
+pub fn pool(args: &Args) -> PoolLimits {
+    PoolLimits {
+        max_reuse: args.max_instance_reuse,
+        max_concurrency: args.max_instance_concurrency,
+        request_timeout: args.request_timeout,
+    }
+}
+
+/// What the admin page shows of the chain.
+pub fn chain_info(
+    middlewares: &[Source],
+    backend: &Backend,
+    upstream: Option<String>,
+    mode: ChainMode,
+) -> ChainInfo {
+    let mut components: Vec<ComponentInfo> = middlewares
+        .iter()
+        .map(|m| ComponentInfo::new("middleware", &m.origin, m.bytes.len()))
+        .collect();
+    if let Backend::App(app) = backend {
+        components.push(ComponentInfo::new("app", &app.origin, app.bytes.len()));
+    }
+    let mode = match mode {
+        ChainMode::Composed => "composed",
+        ChainMode::Linked => "linked",
+    };
+    ChainInfo::new(mode, components, upstream)
+}

@@ -1,0 +1,201 @@
+//! The data of one store (one instance of the chain): WASI contexts, outgoing-HTTP hooks,
+//! memory limits and the guests' output, and how a new store is made.
+
+use crate::serving::guest_output::{GuestOutput, OutputSink, Role};
+use crate::serving::upstream::Upstream;
+use http_body_util::BodyExt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// The data of one store.
+pub struct StoreState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    hooks: Hooks,
+    limits: MemoryLimiter,
+    stdout: GuestOutput,
+    stderr: GuestOutput,
+    /// The app's own stdout, kept apart from the middleware's (see [`crate::serving::app_output`]).
+    pub(crate) app_stdout: GuestOutput,
+    /// Linked chains: the handler of every chain position, outermost first.
+    pub(crate) chain: Vec<Arc<wasmtime_wasi_http::p3::bindings::Service>>,
+}
+
+impl StoreState {
+    /// Set once a guest of this store was refused memory: a request that fails on it failed
+    /// for the memory limit, not for a bug.
+    pub(crate) fn memory_exceeded(&self) -> Arc<AtomicBool> {
+        self.limits.exceeded.clone()
+    }
+
+    /// A new handle to the app's stdout in the resource table.
+    pub(crate) fn push_app_stdout(
+        &mut self,
+    ) -> wasmtime::Result<Resource<wasmtime_wasi::p2::DynOutputStream>> {
+        use wasmtime_wasi::cli::StdoutStream;
+        let stream = self.app_stdout.p2_stream();
+        Ok(self.table.push(stream)?)
+    }
+
+    /// Passes on the guests' unfinished last lines (when the store goes away).
+    pub(crate) fn flush_output(&self) {
+        self.stdout.flush_partial();
+        self.stderr.flush_partial();
+        self.app_stdout.flush_partial();
+    }
+}
+
+impl WasiView for StoreState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for StoreState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// wasmtime's store limits, remembering whether a memory growth was refused.
+struct MemoryLimiter {
+    inner: StoreLimits,
+    exceeded: Arc<AtomicBool>,
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let result = self.inner.memory_growing(current, desired, maximum);
+        if !matches!(result, Ok(true)) {
+            self.exceeded.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        self.inner.table_growing(current, desired, maximum)
+    }
+}
+
+/// Outgoing HTTP of the guests: to the origin in upstream mode, else wasmtime's default.
+struct Hooks {
+    upstream: Option<Arc<Upstream>>,
+}
+
+type IoFuture = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
+
+impl WasiHttpHooks for Hooks {
+    /// The default rule, without the default method's cost: it builds a new `Arc` closure on
+    /// every call, and it is called for every header field a guest sets (about 20 allocations
+    /// per request through a middleware).
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        _result: IoFuture,
+    ) -> Box<
+        dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>>
+            + Send,
+    > {
+        match &self.upstream {
+            Some(upstream) => {
+                let upstream = upstream.clone();
+                Box::new(async move {
+                    let response = upstream.send(request).await?;
+                    // The client's pool drives the connection; nothing more to poll here.
+                    Ok((response, Box::new(async { Ok(()) }) as IoFuture))
+                })
+            }
+            None => Box::new(async move {
+                let (response, io) =
+                    wasmtime_wasi_http::default_send_request(request, options).await?;
+                Ok((
+                    response.map(BodyExt::boxed_unsync),
+                    Box::new(io) as IoFuture,
+                ))
+            }),
+        }
+    }
+}
+
+/// What every store of a server gets.
+pub struct StoreTemplate {
+    /// The engine stores are made in.
+    pub engine: Engine,
+    /// The guests' environment.
+    pub env: Vec<(String, String)>,
+    /// Where the guests' lines go.
+    pub sink: Arc<OutputSink>,
+    /// The origin in upstream mode.
+    pub upstream: Option<Arc<Upstream>>,
+    /// Largest linear memory of one instance, in bytes.
+    pub max_memory: usize,
+    /// Who writes to the store's own stdout: the middleware, or (with no middleware in the
+    /// chain) the app.
+    pub stdout_role: Role,
+}
+
+impl StoreTemplate {
+    /// A new store with its own output buffers, limits and epoch deadline.
+    pub fn new_store(&self) -> Store<StoreState> {
+        let stdout = GuestOutput::stdout(&self.sink, self.stdout_role);
+        let stderr = GuestOutput::stderr(&self.sink);
+        let app_stdout = GuestOutput::stdout(&self.sink, Role::App);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.envs(&self.env)
+            .stdout(stdout.clone())
+            .stderr(stderr.clone());
+        let state = StoreState {
+            table: ResourceTable::new(),
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            hooks: Hooks {
+                upstream: self.upstream.clone(),
+            },
+            limits: MemoryLimiter {
+                inner: StoreLimitsBuilder::new()
+                    .memory_size(self.max_memory)
+                    .trap_on_grow_failure(true)
+                    .build(),
+                exceeded: Arc::new(AtomicBool::new(false)),
+            },
+            stdout,
+            stderr,
+            app_stdout,
+            chain: Vec::new(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limits);
+        // Yield to the host at every epoch tick so deadlines can fire during a busy loop.
+        store.epoch_deadline_async_yield_and_update(1);
+        store.set_epoch_deadline(1);
+        store
+    }
+}

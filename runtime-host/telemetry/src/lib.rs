@@ -1,0 +1,23 @@
+//! runtime-host's telemetry: guest output lines in, numbers out.
+//!
+//! The lowest layer of the host. It depends on the core crate (`edge-observability`, which
+//! defines every event schema and limit) and on third-party crates, and knows nothing of
+//! wasmtime, the command line, serving or the admin server:
+//!
+//! - [`lines`]: one rule to split output into lines, one to tell what a line is;
+//! - [`metric_event`], [`app_metrics`]: the events, validated and normalised;
+//! - [`metrics`]: the Prometheus registry and its encoding;
+//! - [`otlp`]: OTLP export of spans, metrics and log records;
+//! - [`window`], [`recent`]: the windows, SLO figures and recent requests the admin page shows;
+//! - [`slo`]: the Prometheus SLO rules;
+//! - [`pipeline`]: the one value serve mode and collect mode start, feed and shut down.
+
+pub mod app_metrics;
+pub mod lines;
+pub mod metric_event;
+pub mod metrics;
+pub mod otlp;
+pub mod pipeline;
+pub mod recent;
+pub mod slo;
+pub mod window;
