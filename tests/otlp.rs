@@ -574,9 +574,8 @@ fn a_long_route_template_keeps_its_label_in_every_output() {
     let template = format!("/{}/{{id}}", "a".repeat(194));
     assert_eq!(template.len(), 200);
     let receiver = Receiver::start(Behaviour::Accept);
-    let mut env = quick_env(&receiver);
-    env.push(("EDGE_OBS_ROUTES", template.clone()));
-    let host = start(&[], &env);
+    let routes = format!("EDGE_OBS_ROUTES={template}");
+    let host = start(&["--env", &routes], &quick_env(&receiver));
     let path = format!("/{}/42", "a".repeat(194));
     let r = get(host.addr, &path, &[]);
     let id = r.request_id();

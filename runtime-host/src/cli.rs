@@ -413,8 +413,7 @@ pub struct DurationArg(pub Duration);
 
 impl fmt::Display for DurationArg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let millis = self.0.as_millis();
-        if millis % 1000 == 0 && self.0.subsec_nanos() == 0 {
+        if self.0.subsec_nanos() == 0 {
             write!(f, "{}s", self.0.as_secs())
         } else {
             write!(f, "{}ms", self.0.as_secs_f64() * 1e3)

@@ -389,10 +389,10 @@ mod tests {
                 duration_s: 0.001234,
                 request_body_bytes: Some(0),
                 response_body_bytes: Some(512),
-                method: "GET".into(),
+                method: "GET",
                 route: Some("/users/{id}".into()),
                 status_code: Some(200),
-                scheme: Some("http".into()),
+                scheme: Some("http"),
                 error_type: None,
             }
         );
@@ -441,22 +441,13 @@ mod tests {
 
     #[test]
     fn schemes() {
-        assert_eq!(
-            attrs(r#""url.scheme":"http""#).scheme.as_deref(),
-            Some("http")
-        );
-        assert_eq!(
-            attrs(r#""url.scheme":"https""#).scheme.as_deref(),
-            Some("https")
-        );
+        assert_eq!(attrs(r#""url.scheme":"http""#).scheme, Some("http"));
+        assert_eq!(attrs(r#""url.scheme":"https""#).scheme, Some("https"));
         // The core crate's rule: case-insensitive, anything else is _OTHER.
-        assert_eq!(
-            attrs(r#""url.scheme":"HTTP""#).scheme.as_deref(),
-            Some("http")
-        );
+        assert_eq!(attrs(r#""url.scheme":"HTTP""#).scheme, Some("http"));
         for s in ["ftp", "", "https "] {
             assert_eq!(
-                attrs(&format!(r#""url.scheme":"{s}""#)).scheme.as_deref(),
+                attrs(&format!(r#""url.scheme":"{s}""#)).scheme,
                 Some("_OTHER"),
                 "{s:?}"
             );
