@@ -379,6 +379,9 @@ pub fn process(headers: &mut HeaderMap, random: &[u8; 24], sampler: &RatioSample
 }
 
 #[cfg(test)]
+mod w3c_suite;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
