@@ -11,10 +11,13 @@
 //! from that header (`EDGE_OBS_PEER_ADDRESS_HEADER`; set it to `off` on a host that passes a
 //! client's header through unchecked).
 //!
-//! Spoofing note: in `auto` mode `Forwarded` wins when present. If your proxies only write
-//! `X-Forwarded-For`, a client could send its own `Forwarded`; set
-//! `EDGE_OBS_CLIENT_ADDRESS_HEADER=x-forwarded-for` (or `forwarded`) to the header your proxies
-//! actually write.
+//! Which header: `EDGE_OBS_CLIENT_ADDRESS_HEADER` names the one the proxies write. In `auto`
+//! mode (the default) the middleware does not know it, and a client can always add the header
+//! its proxy does not write: behind a proxy that appends only `X-Forwarded-For`, a
+//! client-sent `Forwarded: for=1.2.3.4` must not decide the address (nor the rate-limit key
+//! that runtime-host derives from it). So `auto` reads a header only when it is the only one
+//! of the two in the request; when both are present it trusts neither and the address is the
+//! peer's (the nearest proxy). Proxies that write both need the header named.
 //!
 //! Addresses are validated by a small hand-written checker and logged as written (IPv6 hex
 //! lowercased), rather than with `std::net` parsing and formatting, which would add several
@@ -28,7 +31,8 @@ pub const MAX_TRUSTED_HOPS: usize = 32;
 /// Which header carries the client address (`EDGE_OBS_CLIENT_ADDRESS_HEADER`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
-    /// `Forwarded` if the request has one, else `X-Forwarded-For` (the default).
+    /// Whichever of `Forwarded` and `X-Forwarded-For` the request has; neither when it has
+    /// both, since one of them may then come from the client (the default).
     Auto,
     /// Only `Forwarded`.
     Forwarded,
@@ -98,7 +102,15 @@ fn forwarded_address(cfg: &ClientAddrConfig, headers: &HeaderMap) -> Option<Clie
     let use_forwarded = match cfg.source {
         Source::Forwarded => true,
         Source::XForwardedFor => false,
-        Source::Auto => headers.contains_key(FORWARDED),
+        // Both present: a proxy that writes one of them passes the other through from the
+        // client, and we cannot tell which, so neither is trusted.
+        Source::Auto => match (
+            headers.contains_key(FORWARDED),
+            headers.contains_key(X_FORWARDED_FOR),
+        ) {
+            (true, true) => return None,
+            (forwarded, _) => forwarded,
+        },
     };
     if use_forwarded {
         for v in headers.get_all(FORWARDED) {
@@ -436,10 +448,54 @@ mod tests {
     #[test]
     fn source_selection() {
         let m = h(&[("forwarded", "for=1.1.1.1"), ("x-forwarded-for", "2.2.2.2")]);
-        assert_eq!(addr(1, Source::Auto, &m).unwrap(), "1.1.1.1");
+        assert_eq!(addr(1, Source::Auto, &m), None);
         assert_eq!(addr(1, Source::Forwarded, &m).unwrap(), "1.1.1.1");
         assert_eq!(addr(1, Source::XForwardedFor, &m).unwrap(), "2.2.2.2");
         let only_xff = h(&[("x-forwarded-for", "2.2.2.2")]);
         assert_eq!(addr(1, Source::Forwarded, &only_xff), None);
+        assert_eq!(addr(1, Source::Auto, &only_xff).unwrap(), "2.2.2.2");
+        let only_forwarded = h(&[("forwarded", "for=1.1.1.1")]);
+        assert_eq!(addr(1, Source::Auto, &only_forwarded).unwrap(), "1.1.1.1");
+        assert_eq!(addr(1, Source::XForwardedFor, &only_forwarded), None);
+    }
+
+    #[test]
+    fn auto_does_not_let_a_client_forwarded_header_pick_the_address() {
+        // One trusted proxy that appends only X-Forwarded-For (its peer, the real client, is
+        // 198.51.100.7); the client added its own Forwarded header.
+        let m = h(&[
+            ("spin-client-addr", "10.0.0.2:40000"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-forwarded-for", "198.51.100.7"),
+        ]);
+        assert_ne!(with_peer(1, &m).as_deref(), Some("1.2.3.4"));
+        // Neither header is trusted: the address is the one the host saw.
+        assert_eq!(with_peer(1, &m).as_deref(), Some("10.0.0.2"));
+        // Naming the header the proxy writes gives the real client.
+        assert_eq!(
+            addr(1, Source::XForwardedFor, &m).as_deref(),
+            Some("198.51.100.7")
+        );
+        // Nor with a port, quotes or a list the client crafted, or several header lines.
+        for forged in [
+            "for=\"1.2.3.4:80\"",
+            "for=1.2.3.4, for=5.6.7.8",
+            "by=x;for=1.2.3.4",
+        ] {
+            let m = h(&[
+                ("forwarded", forged),
+                ("x-forwarded-for", "6.6.6.6, 198.51.100.7"),
+            ]);
+            assert_eq!(addr(1, Source::Auto, &m), None, "{forged}");
+            assert_eq!(addr(2, Source::Auto, &m), None, "{forged}");
+        }
+        // The same holds the other way round, behind a proxy that writes only Forwarded.
+        let m = h(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("forwarded", "for=198.51.100.7"),
+        ]);
+        assert_eq!(addr(1, Source::Auto, &m), None);
+        // Naming the header the proxy writes gives the real client.
+        assert_eq!(addr(1, Source::Forwarded, &m).unwrap(), "198.51.100.7");
     }
 }

@@ -3,7 +3,7 @@
 //! A valid incoming `traceparent` is continued: same trace id and flags, a new span id for this
 //! hop. Anything invalid starts a new trace, because a half-trusted malformed context would
 //! corrupt traces downstream. `tracestate` is only meaningful with the `traceparent` it came
-//! with, so it is kept untouched with a valid one and dropped otherwise.
+//! with, so it is kept untouched with a valid one (when it parses) and dropped otherwise.
 
 use http::{HeaderMap, HeaderValue, header::HeaderName};
 
@@ -199,15 +199,17 @@ fn incoming(headers: &HeaderMap) -> Option<Result<TraceParent, TraceParentError>
     Some(parse_traceparent(first.as_bytes()))
 }
 
-/// Whether the request's `tracestate` may be forwarded as is: every list member parses
-/// against the W3C grammar (see [`valid_member`]), keys are unique, and the whole is at most
-/// [`TRACESTATE_MAX_LEN`] characters (header lines joined with `", "`) and
-/// [`TRACESTATE_MAX_MEMBERS`] members. A `tracestate` that does not parse must not be
-/// propagated, so anything else drops it whole.
+/// Whether the request carries a `tracestate` that may be forwarded as is: every list member
+/// parses against the current W3C grammar (see [`valid_member`]), there is at least one
+/// member, and the whole is at most [`TRACESTATE_MAX_LEN`] characters (header lines joined
+/// with `", "`) and [`TRACESTATE_MAX_MEMBERS`] members. A `tracestate` that does not parse
+/// must not be propagated, so anything else drops it whole.
+///
+/// Duplicated keys (`foo=1,foo=2`) do not make it unparsable: the spec leaves it to the
+/// vendor whose key it is, and the W3C test suite expects such a header to be inherited, with
+/// the duplicates kept or one dropped. It is kept untouched, duplicates included.
 pub fn tracestate_forwardable(headers: &HeaderMap) -> bool {
     let mut len = 0usize;
-    // Keys seen so far, for the uniqueness rule; at most 32 by the member limit.
-    let mut keys: [&[u8]; TRACESTATE_MAX_MEMBERS] = [&[]; TRACESTATE_MAX_MEMBERS];
     let mut members = 0usize;
     for (i, v) in headers.get_all(TRACESTATE).iter().enumerate() {
         len += v.len() + if i > 0 { 2 } else { 0 };
@@ -220,17 +222,14 @@ pub fn tracestate_forwardable(headers: &HeaderMap) -> bool {
             if m.is_empty() {
                 continue;
             }
-            let Some(key) = valid_member(m) else {
-                return false;
-            };
-            if members == TRACESTATE_MAX_MEMBERS || keys[..members].contains(&key) {
+            if members == TRACESTATE_MAX_MEMBERS || valid_member(m).is_none() {
                 return false;
             }
-            keys[members] = key;
             members += 1;
         }
     }
-    true
+    // Empty lines only: nothing to propagate.
+    members > 0
 }
 
 /// Spaces and tabs around a list member (HTTP optional whitespace).
@@ -244,30 +243,23 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Characters allowed after the first one of a key or tenant/system id.
+/// Characters allowed after the first one of a key (`keychar`).
 fn key_char(c: u8) -> bool {
-    matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/')
+    matches!(c, b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'*' | b'/' | b'@')
 }
 
-/// A simple key (`lcalpha 0*255(lcalpha / DIGIT / "_" / "-" / "*" / "/")`) or the
-/// multi-tenant form `tenant@system` (tenant: `(lcalpha / DIGIT)` then up to 240 key
-/// characters; system: `lcalpha` then up to 13 key characters).
+/// A key by the current W3C grammar: `( lcalpha / DIGIT ) 0*255 ( keychar )`, `keychar =
+/// lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"`. The older `tenant@system` split (with its
+/// 241/14 character parts) is gone: `@` is an ordinary key character after the first one, so
+/// `foo@=1` and a 256-character key with an `@` anywhere are valid.
 pub fn valid_key(key: &[u8]) -> bool {
-    match key.iter().position(|&c| c == b'@') {
-        None => {
-            (1..=256).contains(&key.len())
-                && key[0].is_ascii_lowercase()
-                && key[1..].iter().all(|&c| key_char(c))
+    match key {
+        [first, rest @ ..] => {
+            key.len() <= 256
+                && (first.is_ascii_lowercase() || first.is_ascii_digit())
+                && rest.iter().all(|&c| key_char(c))
         }
-        Some(at) => {
-            let (tenant, system) = (&key[..at], &key[at + 1..]);
-            (1..=241).contains(&tenant.len())
-                && (tenant[0].is_ascii_lowercase() || tenant[0].is_ascii_digit())
-                && tenant[1..].iter().all(|&c| key_char(c))
-                && (1..=14).contains(&system.len())
-                && system[0].is_ascii_lowercase()
-                && system[1..].iter().all(|&c| key_char(c))
-        }
+        [] => false,
     }
 }
 
@@ -385,6 +377,9 @@ pub fn process(headers: &mut HeaderMap, random: &[u8; 24], sampler: &RatioSample
     }
     Outcome { ids, rejected }
 }
+
+#[cfg(test)]
+mod w3c_suite;
 
 #[cfg(test)]
 mod tests {
@@ -594,9 +589,13 @@ mod tests {
             long_key.as_str(),
             "foo=bar=baz",
             "congo=x,foo =1",
-            "a=1,a=2",
             "UPPER=1",
-            "t@toolongsystemid=1",
+            "foo.bar=1",
+            "_foo=1",
+            "foo=",
+            "=1",
+            "foo",
+            "foo=café",
         ] {
             let mut h = headers(&[
                 (&TRACEPARENT, VALID.as_bytes()),
@@ -619,6 +618,10 @@ mod tests {
     fn grammar_edges_are_accepted() {
         let key256 = format!("{}=1", "k".repeat(256));
         let tenant = format!("{}@{}=1", "1".repeat(241), "s".repeat(14));
+        // Past the old tenant (241) and system (14) limits, still within 256 characters.
+        let long_tenant = format!("{}@s=1", "1".repeat(242));
+        let long_system = format!("t@{}=1", "s".repeat(15));
+        let at_last = format!("{}@=1", "k".repeat(255));
         let value256 = format!("k={}", "v".repeat(256));
         for good in [
             "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7",
@@ -626,18 +629,28 @@ mod tests {
             "a=1 ,\tb=2",
             "a_-*/9=1",
             "3tenant@sys=x",
+            "1foo=1",
+            "foo@=1,bar=2",
+            "foo@@bar=1",
+            "a@b@c=1",
             "k= leading space ok",
             key256.as_str(),
             tenant.as_str(),
+            long_tenant.as_str(),
+            long_system.as_str(),
+            at_last.as_str(),
             value256.as_str(),
         ] {
             assert!(valid_list(good.as_bytes()), "{good:?} should be forwarded");
         }
         for bad in [
             format!("{}=1", "k".repeat(257)),
-            format!("{}@s=1", "1".repeat(242)),
-            format!("t@{}=1", "s".repeat(15)),
+            format!("{}@s=1", "1".repeat(255)),
+            "@foo=1".to_owned(),
+            "foo#bar=1".to_owned(),
             format!("k={}", "v".repeat(257)),
+            String::new(),
+            " , ".to_owned(),
         ] {
             assert!(!valid_list(bad.as_bytes()), "{bad:?} should be dropped");
         }

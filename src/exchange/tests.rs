@@ -834,6 +834,30 @@ fn client_address_needs_trusted_hops() {
 }
 
 #[test]
+fn a_client_forwarded_header_does_not_decide_the_logged_address_behind_an_xff_proxy() {
+    // The proxy (10.0.0.2, one trusted hop) appends only X-Forwarded-For; the client sent
+    // its own Forwarded header claiming 1.2.3.4.
+    let req: &[(&str, &[u8])] = &[
+        ("spin-client-addr", b"10.0.0.2:40000"),
+        ("forwarded", b"for=1.2.3.4"),
+        ("x-forwarded-for", b"198.51.100.7"),
+    ];
+    let hops = mw(&[("EDGE_OBS_TRUSTED_PROXY_HOPS", "1")]);
+    let (_, _, out) = run(&hops, "/", req, 200, &[]);
+    assert_eq!(log_line(&out)["client.address"], "10.0.0.2");
+    // With the header named, the proxy's entry is the client.
+    let named = mw(&[
+        ("EDGE_OBS_TRUSTED_PROXY_HOPS", "1"),
+        ("EDGE_OBS_CLIENT_ADDRESS_HEADER", "x-forwarded-for"),
+    ]);
+    let (_, _, out) = run(&named, "/", req, 200, &[]);
+    assert_eq!(log_line(&out)["client.address"], "198.51.100.7");
+    // Without the forged header, `auto` reads the proxy's X-Forwarded-For as before.
+    let (_, _, out) = run(&hops, "/", &[req[0], req[2]], 200, &[]);
+    assert_eq!(log_line(&out)["client.address"], "198.51.100.7");
+}
+
+#[test]
 fn user_agent_is_truncated_and_sanitised() {
     let ua = [b"Mozilla/5.0 \xff\"".as_slice(), &[b'x'; 300]].concat();
     let (_, _, out) = run(&mw(&[]), "/", &[("user-agent", &ua)], 200, &[]);
