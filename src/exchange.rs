@@ -4,7 +4,7 @@
 //! headers), [`Exchange::on_response`] when the app's response head arrives (edits the response
 //! headers) or [`Exchange::on_failure`] when the app could not answer, and
 //! [`Exchange::finish`] when the response body has been sent; `finish` returns the log and
-//! metric lines to write to stdout in one write.
+//! metric lines, which the glue writes to stdout one write per line ([`stdout_writes`]).
 //!
 //! The glue owns all I/O; this module only transforms headers and produces text, so it is
 //! plain Rust and unit-tested natively.
@@ -557,7 +557,7 @@ impl Exchange {
     }
 
     /// The exchange ended (response body fully sent, or failed). Returns everything to write
-    /// to stdout in one write: the access-log line (unless filtered by level, sampling or skip
+    /// to stdout, one write per line ([`stdout_writes`]): the access-log line (unless filtered by level, sampling or skip
     /// paths), the span event line (when the trace is sampled and spans are on) and the metric
     /// event line (unless metrics are disabled). Possibly empty.
     /// Each line ends with `\n`.
@@ -805,6 +805,13 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     digits.iter().try_fold(0u64, |n, &d| {
         d.is_ascii_digit().then(|| n * 10 + u64::from(d - b'0'))
     })
+}
+
+/// The pieces of `lines` to write to stdout, one write each: every piece is exactly one
+/// complete line with its `\n`. Hosts such as Spin turn each write of a component into one log
+/// record, so a write holding several lines would glue JSON documents together.
+pub fn stdout_writes(lines: &str) -> std::str::SplitInclusive<'_, char> {
+    lines.split_inclusive('\n')
 }
 
 /// Splits `path?query`; the query is `None` without `?`.
