@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod header_rules;
 pub mod json;
 pub mod metrics;
+pub mod otlp;
 pub mod problem;
 pub mod redact;
 pub mod request_id;
