@@ -412,8 +412,8 @@ pub struct Record<'a> {
 }
 
 /// Receives the fields of a line in order of importance; implemented by the JSON writer and
-/// the pretty writer, so the field list exists once.
-trait Sink {
+/// the pretty writer (and the OTLP attribute writer), so the field list exists once.
+pub(crate) trait Sink {
     /// An untrusted value (invalid UTF-8 becomes U+FFFD), escaped and truncated.
     fn bytes(&mut self, key: &str, value: &[u8], max_chars: usize);
     /// A string that needs no escaping (hex ids, validated addresses, our constants).
@@ -451,7 +451,7 @@ pub(crate) fn hex(bytes: &[u8]) -> json::Small {
 
 /// Emits every field after `timestamp`, `level` and `event`, most important first, so that
 /// when the line budget runs out it is the long, untrusted fields that get cut.
-fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
+pub(crate) fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
     if let Some(s) = r.service_name {
         text(sink, "service.name", s.as_bytes(), SERVICE_NAME_MAX_CHARS);
     }
@@ -555,7 +555,7 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
 
 /// Keys [`write_attributes`] leaves out: a span line carries the ids and the duration in
 /// its own fields, and `service.name` belongs to the resource.
-const NOT_SPAN_ATTRIBUTES: [&str; 5] = [
+pub(crate) const NOT_SPAN_ATTRIBUTES: [&str; 5] = [
     "service.name",
     "trace_id",
     "span_id",

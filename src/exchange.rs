@@ -24,6 +24,8 @@ use crate::config::{Config, ConfigIssue};
 use crate::cors::CorsDecision;
 use crate::json::{self, ObjectLine, cut};
 use crate::metrics::{self, MetricEvent};
+use crate::otlp::Signal;
+use crate::otlp::buffer::Buffer;
 use crate::redact::Redaction;
 use crate::request_id::{self, Replaced};
 use crate::span::{self, SpanEvent};
@@ -566,13 +568,34 @@ impl Exchange {
         self.finish_after(end, elapsed)
     }
 
+    /// [`Exchange::finish`], and the span, log record and metrics of the exchange into the
+    /// instance's OTLP buffer for the signals it exports. Only copies into the buffer: it
+    /// is sent later, off the request path.
+    pub fn finish_with(self, end: Completion, otlp: Option<&mut Buffer>) -> String {
+        let elapsed = self.started.elapsed();
+        self.finish_export(end, elapsed, otlp)
+    }
+
     /// [`Exchange::finish`] with an explicit duration, for tests.
     pub(crate) fn finish_after(self, end: Completion, elapsed: Duration) -> String {
+        self.finish_export(end, elapsed, None)
+    }
+
+    /// [`Exchange::finish_with`] with an explicit duration.
+    pub(crate) fn finish_export(
+        self,
+        end: Completion,
+        elapsed: Duration,
+        mut otlp: Option<&mut Buffer>,
+    ) -> String {
         let cfg = &*self.config;
         let mut out = String::new();
         if !cfg.enabled {
             return out;
         }
+        let wants =
+            |otlp: &Option<&mut Buffer>, s: Signal| otlp.as_ref().is_some_and(|b| b.wants(s));
+        let now = self.started + elapsed;
         // One formatted end time for both lines.
         let ended_at = timestamp::rfc3339(self.started_at + elapsed);
         let error = self.failure.or(end.error);
@@ -601,12 +624,18 @@ impl Exchange {
             self.sample_draw,
             trace_sampled,
         );
-        let span = self.writes_span();
+        let sampled = trace_sampled == Some(true);
+        let span_line = cfg.spans && sampled;
+        let export_span = sampled && wants(&otlp, Signal::Traces);
+        let export_log = log && wants(&otlp, Signal::Logs);
+        let export_metrics = wants(&otlp, Signal::Metrics);
         // One allocation for all lines (typical sizes; a longer line still grows it).
         out.reserve(
-            usize::from(log) * 1024 + usize::from(span) * 1024 + usize::from(cfg.metrics) * 320,
+            usize::from(log) * 1024
+                + usize::from(span_line) * 1024
+                + usize::from(cfg.metrics) * 320,
         );
-        if log || span {
+        if log || span_line || export_span {
             let query = self.query();
             let mut r = self.record(level, EVENT_REQUEST, ended_at.as_str(), &query);
             r.status = status;
@@ -617,7 +646,10 @@ impl Exchange {
             if log {
                 write_record(cfg.log.format, &r, &mut out);
             }
-            if let (true, Some(trace)) = (span, self.trace.as_ref()) {
+            if export_log && let Some(b) = otlp.as_deref_mut() {
+                b.push_log(now, &r, span::unix_nanos(self.started_at + elapsed));
+            }
+            if let Some(trace) = self.trace.as_ref().filter(|_| span_line || export_span) {
                 let ev = SpanEvent {
                     trace,
                     method: &self.method,
@@ -625,10 +657,15 @@ impl Exchange {
                     duration: elapsed,
                     record: &r,
                 };
-                span::write(&ev, &mut out);
+                if span_line {
+                    span::write(&ev, &mut out);
+                }
+                if export_span && let Some(b) = otlp.as_deref_mut() {
+                    b.push_span(now, &ev);
+                }
             }
         }
-        if cfg.metrics {
+        if cfg.metrics || export_metrics {
             let ev = MetricEvent {
                 time: ended_at.as_str(),
                 duration: elapsed,
@@ -640,14 +677,26 @@ impl Exchange {
                 scheme: metrics::normalize_scheme(Some(&self.scheme)),
                 error_type,
             };
-            metrics::write(&ev, &mut out);
+            if cfg.metrics {
+                metrics::write(&ev, &mut out);
+            }
+            if let Some(b) = otlp.filter(|_| export_metrics) {
+                b.observe(now, &ev);
+            }
         }
         out
     }
 
-    /// Whether [`Exchange::finish`] writes a span event: spans on and the trace sampled.
+    /// Whether the exchange reports a span (a span event line or an OTLP span): the trace is
+    /// sampled and either is on.
     fn writes_span(&self) -> bool {
-        self.config.spans && self.trace.as_ref().is_some_and(TraceIds::sampled)
+        (self.config.spans || self.config.otlp.exports(Signal::Traces))
+            && self.trace.as_ref().is_some_and(TraceIds::sampled)
+    }
+
+    /// The request method (for the glue's `http.server.active_requests`).
+    pub fn method(&self) -> &Method {
+        &self.method
     }
 
     fn route_str(&self) -> Option<&str> {
@@ -838,6 +887,17 @@ fn cut_target(target: &str) -> String {
         out.push_str(query);
     }
     out
+}
+
+/// A new random `service.instance.id` (UUID v4) for this instance's OTLP resource: delta
+/// series of instances must never share one.
+pub fn instance_id() -> String {
+    let r = random_bytes();
+    let bytes: [u8; 16] = r[..16].try_into().unwrap_or([1; 16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// Random bytes per exchange.

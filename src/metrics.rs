@@ -81,6 +81,19 @@ pub struct MetricEvent<'a> {
     pub error_type: Option<&'a str>,
 }
 
+/// Bucket bounds of `http.server.request.duration` in seconds: the OpenTelemetry HTTP
+/// semantic conventions' advice, the one list for every histogram of request durations.
+pub const DURATION_BUCKETS_S: [f64; 14] = [
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Bucket bounds of the body size histograms in bytes (the conventions give none): powers
+/// of four from 64 bytes to 64 MiB, with 0 for empty bodies.
+pub const BODY_SIZE_BUCKETS_BYTES: [f64; 12] = [
+    0.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+
 /// The catch-all value OpenTelemetry uses for methods (and error types) outside the known set.
 pub const OTHER: &str = "_OTHER";
 

@@ -10,6 +10,14 @@
 //! types would not fit the component's size budget (README, "Size"); a native test decodes its
 //! output with the official definitions (`opentelemetry-proto`).
 
+pub mod buffer;
+pub mod encode;
+pub mod policy;
+pub mod proto;
+
+#[cfg(test)]
+mod decode_tests;
+
 use std::fmt;
 use std::time::Duration;
 
