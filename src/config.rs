@@ -505,7 +505,13 @@ impl Env {
         let trace_sampler = RatioSampler::from_ppm(self.rate("EDGE_OBS_TRACE_SAMPLE_RATIO"));
         // The event lines are for a reader of stdout (runtime-host, `runtime-host collect`):
         // when the component exports a signal itself, its line is off unless asked for.
-        let otlp = self.otlp(service_name.as_deref());
+        // A component built without the `otlp` feature cannot export: it leaves the settings
+        // to the host (and its event lines on).
+        let otlp = if cfg!(any(feature = "otlp", not(target_family = "wasm"))) {
+            self.otlp(service_name.as_deref())
+        } else {
+            OtlpConfig::default()
+        };
         let spans = self.switch("EDGE_OBS_SPANS", !otlp.exports(Signal::Traces));
         let security = self.security();
         let remove_response_headers = self.header_names(
@@ -585,6 +591,7 @@ impl Env {
     /// The component's OTLP export: endpoints and the standard `OTEL_*` settings, then the
     /// `EDGE_OBS_OTLP_*` bounds. Every value is read (and checked) even when export is off,
     /// so a mistake is reported before someone relies on it.
+    #[inline(never)]
     fn otlp(&mut self, edge_service_name: Option<&str>) -> OtlpConfig {
         let mut c = OtlpConfig::default();
         const DISABLED: &str = "OTEL_SDK_DISABLED";

@@ -30,6 +30,11 @@ pub mod trace_context;
 mod component;
 #[cfg(all(target_family = "wasm", feature = "library"))]
 pub mod library;
+#[cfg(all(target_family = "wasm", feature = "otlp"))]
+mod otlp_glue;
+#[cfg(all(target_family = "wasm", feature = "component", not(feature = "otlp")))]
+#[path = "otlp_glue_off.rs"]
+mod otlp_glue;
 #[cfg(all(
     target_family = "wasm",
     any(feature = "component", feature = "library")

@@ -33,6 +33,12 @@ pub(crate) fn write_stdout(lines: &str) {
     }
 }
 
+/// Writes one line (ending in `\n`) to stderr in one write.
+#[cfg(feature = "otlp")]
+pub(crate) fn write_stderr(line: &str) {
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// The headers as `wasi:http` fields, in one host call (one call with every field costs less
 /// than a call per field; bench/README.md).
 ///

@@ -219,6 +219,7 @@ impl Buffer {
     }
 
     /// Adds one encoded item when the bounds allow; false when it was dropped.
+    #[inline(never)]
     fn push(&mut self, signal: Signal, now: Instant, write: &mut dyn FnMut(&mut Vec<u8>)) -> bool {
         let full = self.items() + self.in_flight_items >= self.max_items;
         let used = self.bytes() + self.in_flight_bytes;
@@ -390,6 +391,7 @@ impl Buffer {
     }
 
     /// The metrics of the window (repeated `ScopeMetrics.metrics`), then a new window.
+    #[inline(never)]
     fn metrics(&mut self, now: u64) -> Vec<u8> {
         let start = self.window_start;
         let mut buf = Vec::new();

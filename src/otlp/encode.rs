@@ -28,6 +28,7 @@ const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
 
 /// A `KeyValue` with a string value, as repeated field `field`.
+#[inline(never)]
 pub fn kv_str(buf: &mut Vec<u8>, field: u32, key: &str, value: &str) {
     let kv = begin(buf, field);
     proto::bytes(buf, 1, key.as_bytes());
@@ -138,6 +139,7 @@ fn ids(buf: &mut Vec<u8>, t: &TraceIds, trace_field: u32, span_field: u32) {
 /// Appends the server span of `ev` as field 2 of `ScopeSpans`: this hop's ids (the span id is
 /// the parent the app saw in `traceparent`), the caller's span as remote parent, the name,
 /// times and status of the span event line, and its attributes.
+#[inline(never)]
 pub fn span(buf: &mut Vec<u8>, ev: &SpanEvent<'_>) {
     let t = ev.trace;
     let s = begin(buf, 2);
@@ -189,6 +191,7 @@ const NOT_LOG_ATTRIBUTES: [&str; 3] = ["service.name", fields::TRACE_ID, fields:
 /// Appends the access line `r` as a `LogRecord` (field 2 of `ScopeLogs`): time, severity
 /// from the level, body `GET /path 200`, trace and span ids and flags, event name, and the
 /// line's other fields as attributes (`duration_ms` a double).
+#[inline(never)]
 pub fn log_record(buf: &mut Vec<u8>, r: &Record<'_>, time_unix_nano: u64) {
     let l = begin(buf, 2);
     proto::fixed64(buf, 1, time_unix_nano);

@@ -15,6 +15,7 @@ const LEN: u32 = 2;
 const I32: u32 = 5;
 
 /// Appends `v` as a base-128 varint.
+#[inline(never)]
 pub fn varint(buf: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         buf.push((v as u8) | 0x80);
@@ -65,6 +66,7 @@ pub fn begin(buf: &mut Vec<u8>, field: u32) -> usize {
 }
 
 /// Ends the message started at `start`: inserts its length in front of its content.
+#[inline(never)]
 pub fn end(buf: &mut Vec<u8>, start: usize) {
     let len = (buf.len() - start) as u64;
     let mut prefix = Vec::with_capacity(10);
