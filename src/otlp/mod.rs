@@ -15,7 +15,8 @@ pub mod encode;
 pub mod policy;
 pub mod proto;
 
-#[cfg(test)]
+// Native only: the official definitions are a native dev-dependency.
+#[cfg(all(test, not(target_family = "wasm")))]
 mod decode_tests;
 
 use std::fmt;
