@@ -581,7 +581,9 @@ impl Exchange {
         self.finish_export(end, elapsed, None)
     }
 
-    /// [`Exchange::finish_with`] with an explicit duration.
+    /// [`Exchange::finish_with`] with an explicit duration. Always inlined: with `otlp` a
+    /// constant `None` (plain [`Exchange::finish`]) the export code is then left out.
+    #[inline(always)]
     pub(crate) fn finish_export(
         self,
         end: Completion,
