@@ -505,9 +505,9 @@ impl Env {
         let trace_sampler = RatioSampler::from_ppm(self.rate("EDGE_OBS_TRACE_SAMPLE_RATIO"));
         // The event lines are for a reader of stdout (runtime-host, `runtime-host collect`):
         // when the component exports a signal itself, its line is off unless asked for.
-        // A component built without the `otlp` feature cannot export: it leaves the settings
-        // to the host (and its event lines on).
-        let otlp = if cfg!(any(feature = "otlp", not(target_family = "wasm"))) {
+        // Library mode cannot export (it has no task after the response of its own): it
+        // leaves the settings to the host, and its event lines on.
+        let otlp = if cfg!(any(feature = "component", not(target_family = "wasm"))) {
             self.otlp(service_name.as_deref())
         } else {
             OtlpConfig::default()

@@ -30,10 +30,7 @@ pub mod trace_context;
 mod component;
 #[cfg(all(target_family = "wasm", feature = "library"))]
 pub mod library;
-#[cfg(all(target_family = "wasm", feature = "otlp"))]
-mod otlp_glue;
-#[cfg(all(target_family = "wasm", feature = "component", not(feature = "otlp")))]
-#[path = "otlp_glue_off.rs"]
+#[cfg(all(target_family = "wasm", feature = "component"))]
 mod otlp_glue;
 #[cfg(all(
     target_family = "wasm",

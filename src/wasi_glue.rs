@@ -34,7 +34,7 @@ pub(crate) fn write_stdout(lines: &str) {
 }
 
 /// Writes one line (ending in `\n`) to stderr in one write.
-#[cfg(feature = "otlp")]
+#[cfg(feature = "component")]
 pub(crate) fn write_stderr(line: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
