@@ -376,16 +376,19 @@ impl Env {
     /// Takes the value of a variable (each is read once). Looks through the variables that
     /// are set (usually none or a few), not through every known name: settings are read by
     /// every new instance, and some hosts create one per request.
+    #[inline(never)]
     fn take(&mut self, name: &str) -> Option<String> {
         let at = self.values.iter().position(|(i, _)| name_of(*i) == name)?;
         Some(self.values.swap_remove(at).1)
     }
 
+    #[inline(never)]
     fn issue(&mut self, name: &str, value: &str, reason: &str, default_used: &str) {
         self.issues
             .push(ConfigIssue::new(name, value, reason, default_used));
     }
 
+    #[inline(never)]
     fn switch(&mut self, name: &str, default: bool) -> bool {
         let Some(raw) = self.take(name) else {
             return default;
@@ -409,6 +412,7 @@ impl Env {
     }
 
     /// Index of the value in `options` (case-insensitive); `options[0]` is the default.
+    #[inline(never)]
     fn choice(&mut self, name: &str, options: &[&str], reason: &str) -> usize {
         let Some(raw) = self.take(name) else {
             return 0;
@@ -424,6 +428,7 @@ impl Env {
     }
 
     /// An integer in `min..=max`; `reason` and `default_text` describe range and default.
+    #[inline(never)]
     fn number(
         &mut self,
         name: &str,
@@ -447,6 +452,7 @@ impl Env {
     /// After parsing a list: when entries were given but none was valid (issues since
     /// `first_issue`), the default list is used instead of an empty one, so a typo cannot, for
     /// example, switch query redaction off. Returns whether to use the default.
+    #[inline(never)]
     fn all_invalid(&mut self, first_issue: usize, parsed: usize, default: &str) -> bool {
         let fall_back = parsed == 0 && self.issues.len() > first_issue && !default.is_empty();
         if fall_back {
@@ -458,6 +464,7 @@ impl Env {
     }
 
     /// The raw list text: the value, or `default` when unset.
+    #[inline(never)]
     fn list_text(&mut self, name: &str, default: &str) -> String {
         self.take(name).unwrap_or_else(|| default.to_owned())
     }
@@ -713,6 +720,7 @@ impl Env {
 
     /// An endpoint URL variable; a bad one is reported (its query and credentials, which may
     /// be tokens, are not shown) and that endpoint is unset.
+    #[inline(never)]
     fn endpoint(&mut self, name: &str) -> Option<Endpoint> {
         let raw = self.take(name)?;
         if header_rules::trim(&raw).is_empty() {
@@ -733,6 +741,7 @@ impl Env {
     }
 
     /// `EDGE_OBS_OTLP_SIGNALS`: whether each signal is wanted.
+    #[inline(never)]
     fn signals(&mut self) -> [bool; 3] {
         const NAME: &str = "EDGE_OBS_OTLP_SIGNALS";
         const ALL: &str = "traces,metrics,logs";
@@ -767,6 +776,7 @@ impl Env {
 
     /// `OTEL_EXPORTER_OTLP_HEADERS`. Values are tokens: no issue ever shows one, only the
     /// position of the bad entry and its name when that is valid.
+    #[inline(never)]
     fn export_headers(&mut self) -> ExportHeaders {
         const NAME: &str = "OTEL_EXPORTER_OTLP_HEADERS";
         let text = self.list_text(NAME, "");
@@ -796,6 +806,7 @@ impl Env {
     }
 
     /// `OTEL_RESOURCE_ATTRIBUTES`: `key=value` entries; later entries win over earlier ones.
+    #[inline(never)]
     fn resource_attributes(&mut self) -> Vec<(String, String)> {
         const NAME: &str = "OTEL_RESOURCE_ATTRIBUTES";
         let text = self.list_text(NAME, "");
