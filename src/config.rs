@@ -706,7 +706,7 @@ impl Env {
             // A batch that can never fill would only ever be sent by age.
             self.issue(
                 "EDGE_OBS_OTLP_BATCH_SIZE",
-                &c.batch_items.to_string(),
+                json::small_u64(c.batch_items as u64).as_str(),
                 "larger than EDGE_OBS_OTLP_MAX_QUEUE",
                 "EDGE_OBS_OTLP_MAX_QUEUE",
             );
@@ -798,8 +798,12 @@ impl Env {
             if reason.is_empty() {
                 out.extend(parsed);
             } else {
-                let shown = format!("entry {} {}", n + 1, json::REDACTED);
-                self.issue(NAME, &shown, reason, ENTRY_IGNORED);
+                let mut shown = json::Small::default();
+                shown.push_bytes(b"entry ");
+                shown.push_u64(n as u64 + 1);
+                shown.push(b' ');
+                shown.push_bytes(json::REDACTED.as_bytes());
+                self.issue(NAME, shown.as_str(), reason, ENTRY_IGNORED);
             }
         }
         ExportHeaders(out)

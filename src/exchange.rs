@@ -896,10 +896,7 @@ fn cut_target(target: &str) -> String {
 pub fn instance_id() -> String {
     let r = random_bytes();
     let bytes: [u8; 16] = r[..16].try_into().unwrap_or([1; 16]);
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .hyphenated()
-        .to_string()
+    request_id::generate(request_id::IdFormat::UuidV4, &bytes, SystemTime::UNIX_EPOCH)
 }
 
 /// Random bytes per exchange.

@@ -81,12 +81,6 @@ pub struct MetricEvent<'a> {
     pub error_type: Option<&'a str>,
 }
 
-/// Bucket bounds of `http.server.request.duration` in seconds: the OpenTelemetry HTTP
-/// semantic conventions' advice, the one list for every histogram of request durations.
-pub const DURATION_BUCKETS_S: [f64; 14] = [
-    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
-];
-
 /// Bucket bounds of the body size histograms in bytes (the conventions give none): powers
 /// of four from 64 bytes to 64 MiB, with 0 for empty bodies.
 pub const BODY_SIZE_BUCKETS_BYTES: [f64; 12] = [

@@ -27,6 +27,8 @@ use spin_sdk::wasip3::{wit_future, wit_stream};
 
 struct State {
     buffer: Buffer,
+    /// The header entries of every export request, built once per instance.
+    headers: Vec<(String, Vec<u8>)>,
     warnings: Warnings,
     sending: bool,
     timer: bool,
@@ -60,6 +62,7 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
                 let cfg = config();
                 State {
                     buffer: Buffer::new(cfg, &crate::exchange::instance_id(), unix_nanos()),
+                    headers: export_headers(cfg),
                     warnings: Warnings::new(cfg.batch_age),
                     sending: false,
                     timer: false,
@@ -90,11 +93,10 @@ pub(crate) fn finish(exchange: Exchange, end: Completion) -> String {
             .map(|e| e.finish_with(end, Some(&mut s.buffer)))
     })
     .flatten();
-    match (lines, exchange) {
-        (Some(lines), _) => lines,
-        (None, Some(e)) => e.finish(end),
-        (None, None) => String::new(),
-    }
+    // `finish_with` without a buffer rather than `finish`: one copy of the code, not two.
+    lines
+        .or_else(|| exchange.map(|e| e.finish_with(end, None)))
+        .unwrap_or_default()
 }
 
 enum Step {
@@ -157,6 +159,19 @@ pub(crate) async fn drive() {
     }
 }
 
+/// `content-type` and `OTEL_EXPORTER_OTLP_HEADERS`, as `wasi:http` field entries.
+fn export_headers(cfg: &OtlpConfig) -> Vec<(String, Vec<u8>)> {
+    let mut entries = Vec::with_capacity(cfg.headers.0.len() + 1);
+    entries.push((
+        "content-type".to_owned(),
+        b"application/x-protobuf".to_vec(),
+    ));
+    for (name, value) in &cfg.headers.0 {
+        entries.push((name.as_str().to_owned(), value.as_bytes().to_vec()));
+    }
+    entries
+}
+
 /// Says drops and failures on stderr, at most once per interval.
 fn report(s: &mut State, now: Instant) {
     s.warnings.dropped(s.buffer.take_unreported_drops());
@@ -204,15 +219,9 @@ async fn export(endpoint: &Endpoint, body: &[u8]) -> Result<(), Failure> {
 /// POSTs `body` to `endpoint`; the status and `Retry-After` of the answer.
 async fn post(endpoint: &Endpoint, body: Vec<u8>) -> Result<(u16, Option<Vec<u8>>), Failure> {
     let cfg = config();
-    let mut entries: Vec<(String, Vec<u8>)> = Vec::with_capacity(cfg.headers.0.len() + 1);
-    entries.push((
-        "content-type".to_owned(),
-        b"application/x-protobuf".to_vec(),
-    ));
-    for (name, value) in &cfg.headers.0 {
-        entries.push((name.as_str().to_owned(), value.as_bytes().to_vec()));
-    }
-    let fields = Fields::from_list(&entries).map_err(|_| Failure::Other)?;
+    let fields = with(|s| Fields::from_list(&s.headers))
+        .and_then(Result::ok)
+        .ok_or(Failure::Other)?;
     // The host's own timeouts too, where it supports them (it may refuse to set them).
     let options = RequestOptions::new();
     let nanos = u64::try_from(cfg.timeout.as_nanos()).unwrap_or(u64::MAX);

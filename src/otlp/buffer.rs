@@ -12,8 +12,10 @@ use super::encode::{self, kv_int, kv_str};
 use super::proto::{self, begin, end};
 use super::{OtlpConfig, Signal};
 use crate::access_log::Record;
+use crate::json;
 use crate::metrics::{
-    BODY_SIZE_BUCKETS_BYTES, DURATION_BUCKETS_S, MetricEvent, normalize_scheme, standard_method,
+    BODY_SIZE_BUCKETS_BYTES, DURATION_BUCKETS, MAX_ERROR_TYPE_LEN, MetricEvent, keys,
+    normalize_scheme, standard_method,
 };
 use crate::span::SpanEvent;
 
@@ -98,22 +100,27 @@ impl Series {
             && self.route.as_deref() == ev.route
             && self.status == ev.status
             && self.scheme == ev.scheme
-            && self.error_type.as_deref() == ev.error_type
+            && self.error_type.as_deref() == ev.error_type.map(error_type)
     }
 
     fn attributes(&self, buf: &mut Vec<u8>, field: u32) {
-        kv_str(buf, field, "http.request.method", self.method);
+        kv_str(buf, field, keys::METHOD, self.method);
         if let Some(r) = &self.route {
-            kv_str(buf, field, "http.route", r);
+            kv_str(buf, field, keys::ROUTE, r);
         }
         if let Some(s) = self.status {
-            kv_int(buf, field, "http.response.status_code", i64::from(s));
+            kv_int(buf, field, keys::STATUS_CODE, i64::from(s));
         }
-        kv_str(buf, field, "url.scheme", self.scheme);
+        kv_str(buf, field, keys::SCHEME, self.scheme);
         if let Some(e) = &self.error_type {
-            kv_str(buf, field, "error.type", e);
+            kv_str(buf, field, keys::ERROR_TYPE, e);
         }
     }
+}
+
+/// `error.type` as the metric event line carries it (at most [`MAX_ERROR_TYPE_LEN`] bytes).
+fn error_type(e: &str) -> &str {
+    json::cut(e, MAX_ERROR_TYPE_LEN)
 }
 
 /// One export request of a batch.
@@ -295,8 +302,8 @@ impl Buffer {
                     route: ev.route.map(str::to_owned),
                     status: ev.status,
                     scheme: ev.scheme,
-                    error_type: ev.error_type.map(str::to_owned),
-                    duration: Histogram::new(&DURATION_BUCKETS_S),
+                    error_type: ev.error_type.map(|e| error_type(e).to_owned()),
+                    duration: Histogram::new(&DURATION_BUCKETS),
                     request_size: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
                     response_size: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
                 });
@@ -305,7 +312,7 @@ impl Buffer {
         };
         let s = &mut self.series[i];
         s.duration
-            .record(&DURATION_BUCKETS_S, ev.duration.as_secs_f64());
+            .record(&DURATION_BUCKETS, ev.duration.as_secs_f64());
         if let Some(n) = ev.request_body_bytes {
             s.request_size.record(&BODY_SIZE_BUCKETS_BYTES, n as f64);
         }
@@ -402,7 +409,7 @@ impl Buffer {
                 "http.server.request.duration",
                 "s",
                 "Duration of HTTP server requests.",
-                &DURATION_BUCKETS_S,
+                &DURATION_BUCKETS,
                 |s| &s.duration,
             ),
             (
@@ -463,8 +470,8 @@ impl Buffer {
             let s = begin(&mut buf, 7);
             for (method, scheme, n) in active {
                 let p = sum_point(&mut buf, start, now, n);
-                kv_str(&mut buf, 7, "http.request.method", method);
-                kv_str(&mut buf, 7, "url.scheme", scheme);
+                kv_str(&mut buf, 7, keys::METHOD, method);
+                kv_str(&mut buf, 7, keys::SCHEME, scheme);
                 end(&mut buf, p);
             }
             proto::uint(&mut buf, 2, DELTA);

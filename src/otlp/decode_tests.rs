@@ -14,7 +14,7 @@ use prost::Message;
 
 use super::Signal;
 use super::buffer::{Buffer, Export};
-use crate::metrics::DURATION_BUCKETS_S;
+use crate::metrics::DURATION_BUCKETS;
 use crate::{Completion, Middleware, RequestHead};
 
 const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
@@ -290,7 +290,7 @@ fn metrics_are_delta_histograms_whose_counts_sum_to_the_requests() {
     let total: u64 = h.data_points.iter().map(|p| p.count).sum();
     assert_eq!(total, 6);
     for p in &h.data_points {
-        assert_eq!(p.explicit_bounds, DURATION_BUCKETS_S);
+        assert_eq!(p.explicit_bounds, DURATION_BUCKETS);
         assert_eq!(p.bucket_counts.iter().sum::<u64>(), p.count);
         assert_eq!((p.start_time_unix_nano, p.time_unix_nano), (1_000, 2_000));
         // 7 ms: the (0.005, 0.01] bucket.

@@ -10,7 +10,7 @@
 use super::OtlpConfig;
 use super::proto::{self, begin, end};
 use crate::access_log::{self, Level, NOT_SPAN_ATTRIBUTES, Record, Sink, fields};
-use crate::json::{TRUNCATION_MARKER, lossy_chars};
+use crate::json::{self, TRUNCATION_MARKER, lossy_chars};
 use crate::span::{self, SpanEvent};
 use crate::trace_context::TraceIds;
 
@@ -106,13 +106,20 @@ impl Sink for Attributes<'_> {
             return;
         }
         // The line's limits (characters, invalid UTF-8 as U+FFFD); no escaping in protobuf.
-        let mut s = String::with_capacity(value.len().min(4 * max_chars));
+        // Written in place: no string of its own.
+        let buf = &mut *self.buf;
+        let kv = begin(buf, self.field);
+        proto::bytes(buf, 1, key.as_bytes());
+        let v = begin(buf, 2);
+        let s = begin(buf, 1);
         let mut chars = lossy_chars(value);
-        s.extend(chars.by_ref().take(max_chars));
+        push_chars(buf, chars.by_ref().take(max_chars));
         if chars.next().is_some() {
-            s.push_str(TRUNCATION_MARKER);
+            buf.extend_from_slice(TRUNCATION_MARKER.as_bytes());
         }
-        kv_str(self.buf, self.field, key, &s);
+        end(buf, s);
+        end(buf, v);
+        end(buf, kv);
     }
     fn plain(&mut self, key: &str, value: &str) {
         if !self.skip.contains(&key) {
@@ -124,10 +131,17 @@ impl Sink for Attributes<'_> {
         if self.skip.contains(&key) || key == fields::DURATION_MS {
             return;
         }
-        match value.parse::<i64>() {
-            Ok(n) => kv_int(self.buf, self.field, key, n),
-            Err(_) => kv_str(self.buf, self.field, key, value),
+        match json::parse_u64(value.as_bytes()) {
+            Some(n) => kv_int(self.buf, self.field, key, n as i64),
+            None => kv_str(self.buf, self.field, key, value),
         }
+    }
+}
+
+/// Appends `chars` as UTF-8.
+fn push_chars(buf: &mut Vec<u8>, chars: impl Iterator<Item = char>) {
+    for c in chars {
+        buf.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
     }
 }
 
@@ -199,18 +213,22 @@ pub fn log_record(buf: &mut Vec<u8>, r: &Record<'_>, time_unix_nano: u64) {
     let (number, text) = severity(r.level);
     proto::uint(buf, 2, number);
     proto::bytes(buf, 3, text.as_bytes());
-    let mut body = String::with_capacity(r.path.len().min(1024) + 24);
-    body.extend(lossy_chars(r.method.as_bytes()).take(access_log::METHOD_MAX_CHARS));
-    body.push(' ');
-    body.extend(r.path.chars().take(access_log::PATH_MAX_CHARS));
-    body.push(' ');
-    match (r.status, r.error_type) {
-        (Some(s), _) => body.push_str(crate::json::small_u64(u64::from(s)).as_str()),
-        (None, Some(e)) => body.push_str(e),
-        (None, None) => body.push('-'),
-    }
+    // Body `GET /path 200`, written in place.
     let b = begin(buf, 5);
-    proto::bytes(buf, 1, body.as_bytes());
+    let s = begin(buf, 1);
+    push_chars(
+        buf,
+        lossy_chars(r.method.as_bytes()).take(access_log::METHOD_MAX_CHARS),
+    );
+    buf.push(b' ');
+    push_chars(buf, r.path.chars().take(access_log::PATH_MAX_CHARS));
+    buf.push(b' ');
+    match (r.status, r.error_type) {
+        (Some(s), _) => buf.extend_from_slice(json::small_u64(u64::from(s)).as_bytes()),
+        (None, Some(e)) => buf.extend_from_slice(e.as_bytes()),
+        (None, None) => buf.push(b'-'),
+    }
+    end(buf, s);
     end(buf, b);
     access_log::emit(
         r,

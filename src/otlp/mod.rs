@@ -111,13 +111,11 @@ impl Endpoint {
         if !port.is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit())) {
             return Err("invalid port");
         }
-        let path_with_query = if path.starts_with('?') {
-            format!("/{path}")
-        } else if path.is_empty() {
-            "/".to_owned()
-        } else {
-            path.to_owned()
-        };
+        let mut path_with_query = String::with_capacity(path.len() + 1);
+        if !path.starts_with('/') {
+            path_with_query.push('/');
+        }
+        path_with_query.push_str(path);
         Ok(Endpoint {
             https,
             authority: authority.to_ascii_lowercase(),
@@ -130,10 +128,14 @@ impl Endpoint {
     /// specification says.
     pub fn for_signal(&self, signal: Signal) -> Endpoint {
         let base = self.path_with_query.trim_end_matches('/');
+        let mut path_with_query = String::with_capacity(base.len() + 12);
+        path_with_query.push_str(base);
+        path_with_query.push_str("/v1/");
+        path_with_query.push_str(signal.as_str());
         Endpoint {
             https: self.https,
             authority: self.authority.clone(),
-            path_with_query: format!("{base}/v1/{}", signal.as_str()),
+            path_with_query,
         }
     }
 
@@ -143,8 +145,12 @@ impl Endpoint {
             .path_with_query
             .split_once('?')
             .map_or(self.path_with_query.as_str(), |(p, _)| p);
-        let scheme = if self.https { "https" } else { "http" };
-        format!("{scheme}://{}{path}", self.authority)
+        let scheme = if self.https { "https://" } else { "http://" };
+        let mut out = String::with_capacity(scheme.len() + self.authority.len() + path.len());
+        out.push_str(scheme);
+        out.push_str(&self.authority);
+        out.push_str(path);
+        out
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::Signal;
 use crate::access_log::{Level, MAX_LINE_BYTES, SERVICE_NAME_MAX_CHARS};
-use crate::json::ObjectLine;
+use crate::json::{ObjectLine, Small};
 use crate::timestamp;
 
 /// Tries of one export request at most (the first and two retries).
@@ -36,15 +36,20 @@ pub enum Failure {
 
 impl Failure {
     /// What a warning line says: `refused`, `timed out`, `status 503`, `host not allowed`, ...
-    pub fn describe(self) -> String {
-        match self {
-            Failure::Refused => "refused".to_owned(),
-            Failure::TimedOut => "timed out".to_owned(),
-            Failure::Status(s) => format!("status {s}"),
-            Failure::HostNotAllowed => "host not allowed".to_owned(),
-            Failure::Unreachable => "unreachable".to_owned(),
-            Failure::Other => "failed".to_owned(),
+    pub fn describe(self) -> Small {
+        let mut out = Small::default();
+        out.push_bytes(match self {
+            Failure::Refused => b"refused",
+            Failure::TimedOut => b"timed out",
+            Failure::Status(_) => b"status ",
+            Failure::HostNotAllowed => b"host not allowed",
+            Failure::Unreachable => b"unreachable",
+            Failure::Other => b"failed",
+        });
+        if let Failure::Status(s) = self {
+            out.push_u64(u64::from(s));
         }
+        out
     }
 }
 
@@ -63,8 +68,9 @@ pub fn retry_delay(attempt: u32, retry_after: Option<&[u8]>) -> Option<Duration>
     }
     let asked = retry_after
         .map(|v| v.trim_ascii())
-        .filter(|v| !v.is_empty() && v.len() <= 9 && v.iter().all(u8::is_ascii_digit))
-        .map(|v| Duration::from_secs(v.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0'))));
+        .filter(|v| v.len() <= 9)
+        .and_then(crate::json::parse_u64)
+        .map(Duration::from_secs);
     match asked {
         Some(d) if d > MAX_RETRY_AFTER => None,
         Some(d) => Some(d),
@@ -124,7 +130,7 @@ impl Warnings {
         line.u64("dropped_items", std::mem::take(&mut self.dropped));
         if let Some((signal, failure, endpoint)) = self.latest.take() {
             line.plain("signal", signal.as_str());
-            line.str("reason", &failure.describe(), 64);
+            line.str("reason", failure.describe().as_str(), 64);
             line.str("endpoint", &endpoint, 256);
         }
         line.finish();
@@ -151,7 +157,7 @@ pub fn host_not_allowed_line(signal: Signal, endpoint: &str, service_name: Optio
     let mut out = String::with_capacity(256);
     let mut line = begin_line(&mut out, "otlp.export_off", service_name);
     line.plain("signal", signal.as_str());
-    line.plain("reason", "host not allowed");
+    line.plain("reason", Failure::HostNotAllowed.describe().as_str());
     line.str("endpoint", endpoint, 256);
     line.plain(
         "hint",
@@ -229,7 +235,7 @@ mod tests {
             (Failure::Unreachable, "unreachable"),
             (Failure::Other, "failed"),
         ] {
-            assert_eq!(f.describe(), s);
+            assert_eq!(f.describe().as_str(), s);
         }
         let off = host_not_allowed_line(Signal::Metrics, "https://o.example/v1/metrics", None);
         let v: serde_json::Value = serde_json::from_str(&off).unwrap();

@@ -68,10 +68,12 @@ pub fn begin(buf: &mut Vec<u8>, field: u32) -> usize {
 /// Ends the message started at `start`: inserts its length in front of its content.
 #[inline(never)]
 pub fn end(buf: &mut Vec<u8>, start: usize) {
-    let len = (buf.len() - start) as u64;
-    let mut prefix = Vec::with_capacity(10);
-    varint(&mut prefix, len);
-    buf.splice(start..start, prefix);
+    let old = buf.len();
+    varint(buf, (old - start) as u64);
+    // The length went to the end; rotate it in front of the content (a memmove, no
+    // allocation).
+    let n = buf.len() - old;
+    buf[start..].rotate_right(n);
 }
 
 #[cfg(test)]
