@@ -600,7 +600,6 @@ impl Env {
     /// so a mistake is reported before someone relies on it.
     #[inline(never)]
     fn otlp(&mut self, edge_service_name: Option<&str>) -> OtlpConfig {
-        let mut c = OtlpConfig::default();
         const DISABLED: &str = "OTEL_SDK_DISABLED";
         let disabled = match self.take(DISABLED) {
             None => false,
@@ -620,11 +619,8 @@ impl Env {
             self.endpoint("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"),
         ];
         let signals = self.signals();
-        for (signal, own) in Signal::ALL.into_iter().zip(per_signal) {
-            let endpoint = own.or_else(|| base.as_ref().map(|b| b.for_signal(signal)));
-            c.endpoints[signal.index()] = endpoint.filter(|_| signals[signal.index()]);
-        }
         const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        let mut export = !disabled;
         if let Some(raw) = self.take(PROTOCOL)
             && !header_rules::trim(&raw).eq_ignore_ascii_case("http/protobuf")
         {
@@ -634,22 +630,65 @@ impl Env {
                 "the component only speaks http/protobuf",
                 "no export",
             );
-            c.endpoints = [None, None, None];
+            export = false;
         }
-        c.headers = self.export_headers();
-        c.timeout = std::time::Duration::from_millis(self.number(
-            "OTEL_EXPORTER_OTLP_TIMEOUT",
-            (1, 60_000),
-            otlp::defaults::TIMEOUT_MS,
-            "expected milliseconds from 1 to 60000",
-            "10000",
-        ));
-        c.resource = self.resource_attributes();
-        let from_resource = c
-            .resource
+        // Built once at the end (no default to overwrite and drop field by field).
+        let mut endpoints = [None, None, None];
+        if export {
+            for ((slot, own), signal) in endpoints.iter_mut().zip(per_signal).zip(Signal::ALL) {
+                *slot = own
+                    .or_else(|| base.as_ref().map(|b| b.for_signal(signal)))
+                    .filter(|_| signals[signal.index()]);
+            }
+        }
+        let headers = self.export_headers();
+        // The numeric settings in one table, so their parsing is one loop.
+        const NUMBERS: [(&str, (u64, u64), u64, &str, &str); 5] = [
+            (
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                (1, 60_000),
+                otlp::defaults::TIMEOUT_MS,
+                "expected milliseconds from 1 to 60000",
+                "10000",
+            ),
+            (
+                "EDGE_OBS_OTLP_BATCH_SIZE",
+                (1, 4096),
+                otlp::defaults::BATCH_SIZE,
+                "expected an integer from 1 to 4096",
+                "512",
+            ),
+            (
+                "EDGE_OBS_OTLP_BATCH_AGE_MS",
+                (0, 60_000),
+                otlp::defaults::BATCH_AGE_MS,
+                "expected milliseconds from 0 to 60000",
+                "1000",
+            ),
+            (
+                "EDGE_OBS_OTLP_MAX_QUEUE",
+                (1, 65_536),
+                otlp::defaults::MAX_QUEUE,
+                "expected an integer from 1 to 65536",
+                "2048",
+            ),
+            (
+                "EDGE_OBS_OTLP_MAX_BYTES",
+                (65_536, 64 << 20),
+                otlp::defaults::MAX_BYTES,
+                "expected an integer from 65536 to 67108864",
+                "1048576",
+            ),
+        ];
+        let [timeout, mut batch_items, batch_age, max_items, max_bytes] =
+            NUMBERS.map(|(name, range, default, reason, text)| {
+                self.number(name, range, default, reason, text)
+            });
+        let mut resource = self.resource_attributes();
+        let from_resource = resource
             .iter()
             .position(|(k, _)| k == "service.name")
-            .map(|i| c.resource.remove(i).1);
+            .map(|i| resource.remove(i).1);
         const SERVICE: &str = "OTEL_SERVICE_NAME";
         let service = self.take(SERVICE).and_then(|raw| {
             let v = header_rules::trim(&raw);
@@ -668,54 +707,31 @@ impl Env {
                 Some(v.to_owned())
             }
         });
-        if let Some(name) = service
+        let service_name = service
             .or(from_resource)
             .or_else(|| edge_service_name.map(str::to_owned))
-        {
-            c.service_name = name;
-        }
-        c.batch_items = self.number(
-            "EDGE_OBS_OTLP_BATCH_SIZE",
-            (1, 4096),
-            otlp::defaults::BATCH_SIZE,
-            "expected an integer from 1 to 4096",
-            "512",
-        ) as usize;
-        c.batch_age = std::time::Duration::from_millis(self.number(
-            "EDGE_OBS_OTLP_BATCH_AGE_MS",
-            (0, 60_000),
-            otlp::defaults::BATCH_AGE_MS,
-            "expected milliseconds from 0 to 60000",
-            "1000",
-        ));
-        c.max_items = self.number(
-            "EDGE_OBS_OTLP_MAX_QUEUE",
-            (1, 65_536),
-            otlp::defaults::MAX_QUEUE,
-            "expected an integer from 1 to 65536",
-            "2048",
-        ) as usize;
-        c.max_bytes = self.number(
-            "EDGE_OBS_OTLP_MAX_BYTES",
-            (65_536, 64 << 20),
-            otlp::defaults::MAX_BYTES,
-            "expected an integer from 65536 to 67108864",
-            "1048576",
-        ) as usize;
-        if c.batch_items > c.max_items {
+            .unwrap_or_else(|| otlp::defaults::SERVICE_NAME.to_owned());
+        if batch_items > max_items {
             // A batch that can never fill would only ever be sent by age.
             self.issue(
                 "EDGE_OBS_OTLP_BATCH_SIZE",
-                json::small_u64(c.batch_items as u64).as_str(),
+                json::small_u64(batch_items).as_str(),
                 "larger than EDGE_OBS_OTLP_MAX_QUEUE",
                 "EDGE_OBS_OTLP_MAX_QUEUE",
             );
-            c.batch_items = c.max_items;
+            batch_items = max_items;
         }
-        if disabled {
-            c.endpoints = [None, None, None];
+        OtlpConfig {
+            endpoints,
+            headers,
+            timeout: std::time::Duration::from_millis(timeout),
+            service_name,
+            resource,
+            batch_items: batch_items as usize,
+            batch_age: std::time::Duration::from_millis(batch_age),
+            max_items: max_items as usize,
+            max_bytes: max_bytes as usize,
         }
-        c
     }
 
     /// An endpoint URL variable; a bad one is reported (its query and credentials, which may

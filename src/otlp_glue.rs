@@ -58,20 +58,24 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
     STATE
         .try_with(|cell| {
             let mut state = cell.try_borrow_mut().ok()?;
-            let s = state.get_or_insert_with(|| {
-                let cfg = config();
-                State {
-                    buffer: Buffer::new(cfg, &crate::exchange::instance_id(), unix_nanos()),
-                    headers: export_headers(cfg),
-                    warnings: Warnings::new(cfg.batch_age),
-                    sending: false,
-                    timer: false,
-                }
-            });
-            Some(f(s))
+            Some(f(state.get_or_insert_with(new_state)))
         })
         .ok()
         .flatten()
+}
+
+/// The state of a new instance. Out of line: `with` is instantiated for every use.
+#[cold]
+#[inline(never)]
+fn new_state() -> State {
+    let cfg = config();
+    State {
+        buffer: Buffer::new(cfg, &crate::exchange::instance_id(), unix_nanos()),
+        headers: export_headers(cfg),
+        warnings: Warnings::new(cfg.batch_age),
+        sending: false,
+        timer: false,
+    }
 }
 
 fn unix_nanos() -> u64 {
