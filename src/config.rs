@@ -500,7 +500,7 @@ impl Env {
 
     fn build(&mut self) -> Config {
         let enabled = self.switch("EDGE_OBS_ENABLED", true);
-        let service_name = self.service_name();
+        let service_name = self.service_name("EDGE_OBS_SERVICE_NAME");
         let body_size_mode = [BodySizeMode::Count, BodySizeMode::ContentLength][self.choice(
             "EDGE_OBS_BODY_SIZE",
             &["count", "content-length"],
@@ -689,25 +689,8 @@ impl Env {
             .iter()
             .position(|(k, _)| k == "service.name")
             .map(|i| resource.remove(i).1);
-        const SERVICE: &str = "OTEL_SERVICE_NAME";
-        let service = self.take(SERVICE).and_then(|raw| {
-            let v = header_rules::trim(&raw);
-            if v.is_empty()
-                || v.chars().count() > SERVICE_NAME_MAX_CHARS
-                || v.chars().any(char::is_control)
-            {
-                self.issue(
-                    SERVICE,
-                    &raw,
-                    "expected 1 to 128 characters without control characters",
-                    "unset",
-                );
-                None
-            } else {
-                Some(v.to_owned())
-            }
-        });
-        let service_name = service
+        let service_name = self
+            .service_name("OTEL_SERVICE_NAME")
             .or(from_resource)
             .or_else(|| edge_service_name.map(str::to_owned))
             .unwrap_or_else(|| otlp::defaults::SERVICE_NAME.to_owned());
@@ -980,9 +963,11 @@ impl Env {
         LogContextConfig { enabled, prefix }
     }
 
-    fn service_name(&mut self) -> Option<String> {
-        const NAME: &str = "EDGE_OBS_SERVICE_NAME";
-        let raw = self.take(NAME)?;
+    /// A `service.name` (`EDGE_OBS_SERVICE_NAME`, `OTEL_SERVICE_NAME`): 1 to 128 characters
+    /// without control characters, trimmed.
+    #[inline(never)]
+    fn service_name(&mut self, name: &str) -> Option<String> {
+        let raw = self.take(name)?;
         let v = header_rules::trim(&raw);
         let reason = if v.is_empty() {
             "empty value"
@@ -993,7 +978,7 @@ impl Env {
         } else {
             return Some(v.to_owned());
         };
-        self.issue(NAME, &raw, reason, "unset");
+        self.issue(name, &raw, reason, "unset");
         None
     }
 
