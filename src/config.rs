@@ -202,6 +202,10 @@ fn name_of(i: usize) -> &'static str {
         .unwrap_or("")
 }
 
+/// An integer setting: name, accepted range, default, reason when out of range, default as
+/// shown in the issue.
+type NumberSetting = (&'static str, (u64, u64), u64, &'static str, &'static str);
+
 /// How body sizes are measured (`EDGE_OBS_BODY_SIZE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BodySizeMode {
@@ -643,7 +647,7 @@ impl Env {
         }
         let headers = self.export_headers();
         // The numeric settings in one table, so their parsing is one loop.
-        const NUMBERS: [(&str, (u64, u64), u64, &str, &str); 5] = [
+        const NUMBERS: [NumberSetting; 5] = [
             (
                 "OTEL_EXPORTER_OTLP_TIMEOUT",
                 (1, 60_000),
