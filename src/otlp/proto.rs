@@ -2,7 +2,8 @@
 //! length-delimited fields, written into one `Vec<u8>`.
 //!
 //! A nested message is written in place ([`begin`] then [`end`]): its content goes straight
-//! into the buffer and its length is inserted in front when it is complete, so no message is
+//! into the buffer after a one-byte length placeholder, which [`end`] fills in; only a message
+//! of 128 bytes or more moves its content to make room for a longer length. No message is
 //! built in a buffer of its own.
 
 /// Wire type of varints.
@@ -62,18 +63,28 @@ pub fn bytes(buf: &mut Vec<u8>, field: u32, v: &[u8]) {
 #[must_use]
 pub fn begin(buf: &mut Vec<u8>, field: u32) -> usize {
     tag(buf, field, LEN);
+    // The placeholder of a one-byte length (most messages here are shorter than 128 bytes).
+    buf.push(0);
     buf.len()
 }
 
-/// Ends the message started at `start`: inserts its length in front of its content.
+/// Ends the message started at `start`: writes its length in front of its content.
 #[inline(never)]
 pub fn end(buf: &mut Vec<u8>, start: usize) {
-    let old = buf.len();
-    varint(buf, (old - start) as u64);
-    // The length went to the end; rotate it in front of the content (a memmove, no
-    // allocation).
-    let n = buf.len() - old;
-    buf[start..].rotate_right(n);
+    let len = buf.len() - start;
+    if len < 0x80 {
+        buf[start - 1] = len as u8;
+        return;
+    }
+    // The length's varint goes to the end, then the content moves behind it; the
+    // placeholder byte is its first byte.
+    varint(buf, len as u64);
+    let n = buf.len() - start - len;
+    let mut prefix = [0u8; 10];
+    prefix[..n].copy_from_slice(&buf[start + len..]);
+    buf.copy_within(start..start + len, start + n - 1);
+    buf[start - 1..start - 1 + n].copy_from_slice(&prefix[..n]);
+    buf.truncate(start - 1 + n + len);
 }
 
 #[cfg(test)]
@@ -100,5 +111,15 @@ mod tests {
         end(&mut b, m);
         assert_eq!(&b[..5], [0x0a, 0xcb, 0x01, 0x0a, 0xc8]);
         assert_eq!(b.len(), 3 + 3 + 200);
+        // Three length bytes, nested in a message that also outgrows its placeholder.
+        b.clear();
+        let outer = begin(&mut b, 1);
+        let inner = begin(&mut b, 2);
+        b.extend_from_slice(&[9; 20_000]);
+        end(&mut b, inner);
+        end(&mut b, outer);
+        assert_eq!(&b[..8], [0x0a, 0xa4, 0x9c, 0x01, 0x12, 0xa0, 0x9c, 0x01]);
+        assert_eq!(b.len(), 8 + 20_000);
+        assert!(b[8..].iter().all(|x| *x == 9));
     }
 }
