@@ -141,21 +141,7 @@ pub(crate) async fn drive() {
                         Some(ep) => export(ep, &e.body).await,
                         None => Err(Failure::Other),
                     };
-                    with(|s| {
-                        s.buffer.done(&e, result.is_ok());
-                        let shown = endpoint.map(Endpoint::display).unwrap_or_default();
-                        match result {
-                            Ok(()) => {}
-                            Err(Failure::HostNotAllowed) => {
-                                s.buffer.disable(e.signal);
-                                let name = Some(config().service_name.as_str());
-                                write_stderr(&policy::host_not_allowed_line(
-                                    e.signal, &shown, name,
-                                ));
-                            }
-                            Err(f) => s.warnings.failed(e.signal, f, shown),
-                        }
-                    });
+                    with(|s| settle(s, &e, endpoint, result));
                 }
                 with(|s| s.sending = false);
             }
@@ -174,6 +160,24 @@ fn export_headers(cfg: &OtlpConfig) -> Vec<(String, Vec<u8>)> {
         entries.push((name.as_str().to_owned(), value.as_bytes().to_vec()));
     }
     entries
+}
+
+/// Counts the outcome of one export; a failure is reported (the endpoint shown without its
+/// query), and a host that refuses the collector turns the signal off.
+#[inline(never)]
+fn settle(s: &mut State, e: &Export, endpoint: Option<&Endpoint>, result: Result<(), Failure>) {
+    s.buffer.done(e, result.is_ok());
+    let Err(failure) = result else {
+        return;
+    };
+    let shown = endpoint.map(Endpoint::display).unwrap_or_default();
+    if failure == Failure::HostNotAllowed {
+        s.buffer.disable(e.signal);
+        let name = Some(config().service_name.as_str());
+        write_stderr(&policy::host_not_allowed_line(e.signal, &shown, name));
+    } else {
+        s.warnings.failed(e.signal, failure, shown);
+    }
 }
 
 /// Says drops and failures on stderr, at most once per interval.
