@@ -691,7 +691,7 @@ impl Env {
         let mut resource = self.resource_attributes();
         let from_resource = resource
             .iter()
-            .position(|(k, _)| k == "service.name")
+            .position(|(k, _)| k == crate::access_log::fields::SERVICE_NAME)
             .map(|i| resource.remove(i).1);
         let service_name = self
             .service_name("OTEL_SERVICE_NAME")

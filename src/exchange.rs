@@ -17,12 +17,12 @@ use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, USE
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::access_log::{
-    self, EVENT_REQUEST, EVENT_START, Level, LogContext, LogFormat, LoggedHeader, MAX_LINE_BYTES,
+    self, EVENT_REQUEST, EVENT_START, Level, LogContext, LogFormat, LoggedHeader,
     MAX_VALUES_PER_HEADER, Record,
 };
 use crate::config::{Config, ConfigIssue};
 use crate::cors::CorsDecision;
-use crate::json::{self, ObjectLine, cut};
+use crate::json::{self, cut};
 use crate::metrics::{self, MetricEvent};
 use crate::otlp::Signal;
 use crate::otlp::buffer::Buffer;
@@ -285,13 +285,13 @@ impl Middleware {
         let mut ts = String::with_capacity(24);
         timestamp::write_rfc3339_millis(&mut ts, SystemTime::now());
         for issue in issues {
-            let mut line = ObjectLine::begin(&mut out, MAX_LINE_BYTES);
-            line.str("timestamp", &ts, 32);
-            line.str("level", Level::Error.as_str(), 8);
-            line.str("event", "config.invalid", 32);
-            if let Some(s) = &self.config.service_name {
-                line.str("service.name", s, access_log::SERVICE_NAME_MAX_CHARS);
-            }
+            let mut line = access_log::begin_event_line(
+                &mut out,
+                &ts,
+                Level::Error,
+                "config.invalid",
+                self.config.service_name.as_deref(),
+            );
             line.str("variable", &issue.variable, 128);
             line.str("value", &issue.value, crate::config::ISSUE_VALUE_MAX_CHARS);
             line.str("reason", &issue.reason, 512);

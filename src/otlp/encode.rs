@@ -63,7 +63,7 @@ pub fn kv_double(buf: &mut Vec<u8>, field: u32, key: &str, value: f64) {
 pub fn resource(cfg: &OtlpConfig, instance_id: &str) -> Vec<u8> {
     let mut buf = Vec::with_capacity(256);
     let r = begin(&mut buf, 1);
-    kv_str(&mut buf, 1, "service.name", &cfg.service_name);
+    kv_str(&mut buf, 1, fields::SERVICE_NAME, &cfg.service_name);
     kv_str(&mut buf, 1, "service.instance.id", instance_id);
     kv_str(&mut buf, 1, "telemetry.sdk.name", SCOPE_NAME);
     kv_str(&mut buf, 1, "telemetry.sdk.language", "rust");
@@ -200,7 +200,7 @@ fn severity(level: Level) -> (u64, &'static str) {
 }
 
 /// Fields of the line that a log record carries in fields of its own.
-const NOT_LOG_ATTRIBUTES: [&str; 3] = ["service.name", fields::TRACE_ID, fields::SPAN_ID];
+const NOT_LOG_ATTRIBUTES: [&str; 3] = [fields::SERVICE_NAME, fields::TRACE_ID, fields::SPAN_ID];
 
 /// Appends the access line `r` as a `LogRecord` (field 2 of `ScopeLogs`): time, severity
 /// from the level, body `GET /path 200`, trace and span ids and flags, event name, and the

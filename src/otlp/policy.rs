@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Signal;
-use crate::access_log::{Level, MAX_LINE_BYTES, SERVICE_NAME_MAX_CHARS};
+use crate::access_log::{self, Level};
 use crate::json::{ObjectLine, Small};
 use crate::timestamp;
 
@@ -141,14 +141,7 @@ impl Warnings {
 fn begin_line<'a>(out: &'a mut String, event: &str, service_name: Option<&str>) -> ObjectLine<'a> {
     let mut ts = String::with_capacity(24);
     timestamp::write_rfc3339_millis(&mut ts, SystemTime::now());
-    let mut line = ObjectLine::begin(out, MAX_LINE_BYTES);
-    line.plain("timestamp", &ts);
-    line.plain("level", Level::Warn.as_str());
-    line.plain("event", event);
-    if let Some(s) = service_name {
-        line.str("service.name", s, SERVICE_NAME_MAX_CHARS);
-    }
-    line
+    access_log::begin_event_line(out, &ts, Level::Warn, event, service_name)
 }
 
 /// The line said once when the host does not allow the collector's host: that signal's
