@@ -581,8 +581,9 @@ impl Exchange {
         self.finish_export(end, elapsed, None)
     }
 
-    /// [`Exchange::finish_with`] with an explicit duration. Always inlined: with `otlp` a
-    /// constant `None` (plain [`Exchange::finish`]) the export code is then left out.
+    /// [`Exchange::finish_with`] with an explicit duration. Always inlined: where `otlp` is a
+    /// constant `None` (plain [`Exchange::finish`], library mode) the export code is then
+    /// left out; the component calls only [`Exchange::finish_with`], so it has one copy.
     #[inline(always)]
     pub(crate) fn finish_export(
         self,
