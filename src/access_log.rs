@@ -58,6 +58,8 @@ pub const EVENT_START: &str = "http.request.start";
 pub mod fields {
     /// RFC 3339 end time of the request.
     pub const TIMESTAMP: &str = "timestamp";
+    /// `EDGE_OBS_SERVICE_NAME`, when set (and the OTLP resource's `service.name`).
+    pub const SERVICE_NAME: &str = "service.name";
     /// `info`, `warn` or `error`.
     pub const LEVEL: &str = "level";
     /// [`super::EVENT_REQUEST`] or [`super::EVENT_START`].
@@ -412,8 +414,8 @@ pub struct Record<'a> {
 }
 
 /// Receives the fields of a line in order of importance; implemented by the JSON writer and
-/// the pretty writer, so the field list exists once.
-trait Sink {
+/// the pretty writer (and the OTLP attribute writer), so the field list exists once.
+pub(crate) trait Sink {
     /// An untrusted value (invalid UTF-8 becomes U+FFFD), escaped and truncated.
     fn bytes(&mut self, key: &str, value: &[u8], max_chars: usize);
     /// A string that needs no escaping (hex ids, validated addresses, our constants).
@@ -440,6 +442,25 @@ fn text(sink: &mut dyn Sink, key: &str, value: &[u8], max_chars: usize) {
 }
 
 /// Lowercase hex of an id (up to 16 bytes).
+/// Starts a line of the middleware's own events (`config.invalid`, the OTLP warnings): the
+/// same leading fields as an access line, so readers tell them apart by `event` alone.
+pub(crate) fn begin_event_line<'a>(
+    out: &'a mut String,
+    timestamp: &str,
+    level: Level,
+    event: &str,
+    service_name: Option<&str>,
+) -> ObjectLine<'a> {
+    let mut line = ObjectLine::begin(out, MAX_LINE_BYTES);
+    line.str(fields::TIMESTAMP, timestamp, 32);
+    line.str(fields::LEVEL, level.as_str(), 8);
+    line.str(fields::EVENT, event, 32);
+    if let Some(s) = service_name {
+        line.str(fields::SERVICE_NAME, s, SERVICE_NAME_MAX_CHARS);
+    }
+    line
+}
+
 pub(crate) fn hex(bytes: &[u8]) -> json::Small {
     let mut s = json::Small::default();
     let mut buf = [0u8; 32];
@@ -451,9 +472,14 @@ pub(crate) fn hex(bytes: &[u8]) -> json::Small {
 
 /// Emits every field after `timestamp`, `level` and `event`, most important first, so that
 /// when the line budget runs out it is the long, untrusted fields that get cut.
-fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
+pub(crate) fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
     if let Some(s) = r.service_name {
-        text(sink, "service.name", s.as_bytes(), SERVICE_NAME_MAX_CHARS);
+        text(
+            sink,
+            fields::SERVICE_NAME,
+            s.as_bytes(),
+            SERVICE_NAME_MAX_CHARS,
+        );
     }
     text(
         sink,
@@ -555,12 +581,12 @@ fn emit(r: &Record<'_>, sink: &mut dyn Sink) {
 
 /// Keys [`write_attributes`] leaves out: a span line carries the ids and the duration in
 /// its own fields, and `service.name` belongs to the resource.
-const NOT_SPAN_ATTRIBUTES: [&str; 5] = [
-    "service.name",
-    "trace_id",
-    "span_id",
+pub(crate) const NOT_SPAN_ATTRIBUTES: [&str; 5] = [
+    fields::SERVICE_NAME,
+    fields::TRACE_ID,
+    fields::SPAN_ID,
     "parent_span_id",
-    "duration_ms",
+    fields::DURATION_MS,
 ];
 
 /// Passes fields on to a line, except [`NOT_SPAN_ATTRIBUTES`].

@@ -5,6 +5,7 @@
 //! are (the host moves the bytes, the guest never sees them) unless their size is unknown and
 //! byte counting is on, in which case the stream is piped through a small fixed buffer.
 
+use crate::otlp_glue;
 use crate::wasi_glue::{error_type, middleware, to_fields, write_stdout};
 use crate::{Completion, ErrorType, Exchange, PreflightResponse, RequestHead};
 use futures_channel::oneshot;
@@ -56,6 +57,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
             authority: authority.as_deref(),
             path_with_query: path_with_query.as_deref().unwrap_or("/"),
         };
+        crate::otlp_glue::started(&method, scheme.as_deref());
         let mut exchange = middleware.start(&head, &mut headers);
         if let Some(line) = exchange.start_line() {
             write_stdout(&line);
@@ -131,11 +133,16 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
                 let _ = done.await;
             }
             let _ = delivered_tx.write(result).await;
-            write_stdout(&exchange.finish(Completion {
-                request_body_bytes: request_bytes.get(),
-                response_body_bytes: response_bytes.get(),
-                error,
-            }));
+            write_stdout(&otlp_glue::finish(
+                exchange,
+                Completion {
+                    request_body_bytes: request_bytes.get(),
+                    response_body_bytes: response_bytes.get(),
+                    error,
+                },
+            ));
+            // Telemetry leaves the instance here, after the response: never on its path.
+            otlp_glue::drive().await;
         });
         Ok(response)
     }
@@ -160,11 +167,15 @@ fn failure_response(
         wit_future::new(|| Ok(None)).1,
     );
     let _ = response.set_status_code(failure.status.as_u16());
-    write_stdout(&exchange.finish(Completion {
-        request_body_bytes: request_bytes.get(),
-        response_body_bytes: Some(body_len),
-        error: Some(error),
-    }));
+    write_stdout(&otlp_glue::finish(
+        exchange,
+        Completion {
+            request_body_bytes: request_bytes.get(),
+            response_body_bytes: Some(body_len),
+            error: Some(error),
+        },
+    ));
+    spawn_drive();
     response
 }
 
@@ -176,12 +187,23 @@ fn preflight_response(exchange: Exchange, answer: PreflightResponse) -> Response
         wit_future::new(|| Ok(None)).1,
     );
     let _ = response.set_status_code(answer.status.as_u16());
-    write_stdout(&exchange.finish(Completion {
-        request_body_bytes: None,
-        response_body_bytes: Some(0),
-        error: None,
-    }));
+    write_stdout(&otlp_glue::finish(
+        exchange,
+        Completion {
+            request_body_bytes: None,
+            response_body_bytes: Some(0),
+            error: None,
+        },
+    ));
+    spawn_drive();
     response
+}
+
+/// Sends due telemetry in a task of its own (for answers logged before they are returned).
+fn spawn_drive() {
+    if otlp_glue::enabled() {
+        wit_bindgen::spawn(otlp_glue::drive());
+    }
 }
 
 /// A stream that yields `bytes` and ends.

@@ -68,6 +68,26 @@
 //! | `EDGE_OBS_CORS_MAX_AGE` | 0–86400 | unset | `Access-Control-Max-Age` (seconds browsers cache a preflight answer). |
 //! | `EDGE_OBS_LOG_CONTEXT` | `on` \| `off` | `on` | Move response headers with the context prefix into the access line as `context.<name>` (at most 16, values cut to 256 characters, redaction applies) and remove them from the response. `off`: they pass through untouched. |
 //! | `EDGE_OBS_LOG_CONTEXT_PREFIX` | lowercase header name prefix, 1–64 chars | `obs-context-` | Prefix of the app's log context response headers. |
+//! | `EDGE_OBS_OTLP_SIGNALS` | comma list of `traces`, `metrics`, `logs` | `traces,metrics,logs` | Signals the component exports over OTLP itself (each also needs an endpoint, see below). |
+//! | `EDGE_OBS_OTLP_BATCH_SIZE` | 1–4096 | `512` | A batch is sent when this many spans and log records are buffered (at most `EDGE_OBS_OTLP_MAX_QUEUE`). |
+//! | `EDGE_OBS_OTLP_BATCH_AGE_MS` | 0–60000 | `1000` | A batch is sent when its oldest item is this old; `0`: after every request. Also the least time between two warning lines. |
+//! | `EDGE_OBS_OTLP_MAX_QUEUE` | 1–65536 | `2048` | Most spans and log records an instance holds (the batch being sent included); more are dropped and counted. |
+//! | `EDGE_OBS_OTLP_MAX_BYTES` | 65536–67108864 | `1048576` | Most encoded bytes an instance holds (the batch being sent included); more are dropped and counted. |
+//!
+//! OTLP export is off unless an endpoint is set. It reads the standard OpenTelemetry names
+//! (the values are checked and reported like the `EDGE_OBS_*` ones; other `OTEL_*` names are
+//! left to the host and never reported):
+//!
+//! | Variable | Values | Default | Meaning |
+//! |---|---|---|---|
+//! | `OTEL_SDK_DISABLED` | `true` \| `false` | `false` | `true`: no export. |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `http(s)://host[:port][/path]` | unset | Base URL; `/v1/traces`, `/v1/metrics`, `/v1/logs` are appended. |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`, `..._METRICS_ENDPOINT`, `..._LOGS_ENDPOINT` | full URL | unset | One signal's URL, used as it is (wins over the base URL). |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `http/protobuf` | `http/protobuf` | The only protocol the component speaks; another value turns export off. |
+//! | `OTEL_EXPORTER_OTLP_HEADERS` | `name=value,...` (values percent-decoded), at most 32 | empty | Sent with every export; values are never printed. |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT` | 1–60000 (ms) | `10000` | Longest wait for one export request. |
+//! | `OTEL_SERVICE_NAME` | text, 1–128 chars | `service.name` of `OTEL_RESOURCE_ATTRIBUTES`, else `EDGE_OBS_SERVICE_NAME`, else `unknown_service` | `service.name` of the exported resource. |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | `key=value,...` (percent-decoded), at most 32, 255 chars each | empty | Further resource attributes (`service.instance.id` is set per instance by the component). |
 
 use std::fmt;
 
@@ -81,6 +101,7 @@ use crate::client_addr::{ClientAddrConfig, MAX_TRUSTED_HOPS, SPIN_CLIENT_ADDR, S
 use crate::cors::{self, CorsConfig, OriginRule};
 use crate::header_rules::{self, FORBIDDEN_TO_SET, HeaderRules};
 use crate::json;
+use crate::otlp::{self, Endpoint, ExportHeaders, OtlpConfig, Signal};
 use crate::redact::{self, Redaction};
 use crate::request_id::{IdFormat, MAX_LEN_LIMIT, Policy, RequestIdConfig};
 use crate::route::RouteTemplate;
@@ -151,7 +172,39 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EDGE_OBS_CORS_MAX_AGE",
     "EDGE_OBS_LOG_CONTEXT",
     "EDGE_OBS_LOG_CONTEXT_PREFIX",
+    "EDGE_OBS_OTLP_SIGNALS",
+    "EDGE_OBS_OTLP_BATCH_SIZE",
+    "EDGE_OBS_OTLP_BATCH_AGE_MS",
+    "EDGE_OBS_OTLP_MAX_QUEUE",
+    "EDGE_OBS_OTLP_MAX_BYTES",
 ];
+
+/// The standard OpenTelemetry variables the middleware reads (for its own OTLP export).
+pub const OTEL_VARIABLES: &[&str] = &[
+    "OTEL_SDK_DISABLED",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+];
+
+/// The name of variable `i` (an index into [`KNOWN_VARIABLES`], then [`OTEL_VARIABLES`]).
+fn name_of(i: usize) -> &'static str {
+    KNOWN_VARIABLES
+        .get(i)
+        .or_else(|| OTEL_VARIABLES.get(i - KNOWN_VARIABLES.len()))
+        .copied()
+        .unwrap_or("")
+}
+
+/// An integer setting: name, accepted range, default, reason when out of range, default as
+/// shown in the issue.
+type NumberSetting = (&'static str, (u64, u64), u64, &'static str, &'static str);
 
 /// How body sizes are measured (`EDGE_OBS_BODY_SIZE`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -205,6 +258,8 @@ pub struct Config {
     pub cors: CorsConfig,
     /// Log context from the app's response headers (`EDGE_OBS_LOG_CONTEXT*`).
     pub log_context: LogContextConfig,
+    /// The component's own OTLP export (`OTEL_*`, `EDGE_OBS_OTLP_*`); off without endpoint.
+    pub otlp: OtlpConfig,
 }
 
 impl Default for Config {
@@ -219,7 +274,7 @@ impl Config {
     pub fn counts_body_bytes(&self) -> bool {
         self.enabled
             && self.body_size_mode == BodySizeMode::Count
-            && (self.log.enabled || self.metrics)
+            && (self.log.enabled || self.metrics || self.otlp.exports(Signal::Metrics))
     }
 
     /// Parses the configuration from environment variables. Never fails; see the module docs.
@@ -232,6 +287,9 @@ impl Config {
                 .get(..PREFIX.len())
                 .is_some_and(|start| start.eq_ignore_ascii_case(PREFIX));
             if !ours {
+                if let Some(i) = OTEL_VARIABLES.iter().position(|k| *k == name) {
+                    env.set(KNOWN_VARIABLES.len() + i, value);
+                }
                 continue;
             }
             match KNOWN_VARIABLES.iter().position(|k| *k == name) {
@@ -322,19 +380,19 @@ impl Env {
     /// Takes the value of a variable (each is read once). Looks through the variables that
     /// are set (usually none or a few), not through every known name: settings are read by
     /// every new instance, and some hosts create one per request.
+    #[inline(never)]
     fn take(&mut self, name: &str) -> Option<String> {
-        let at = self
-            .values
-            .iter()
-            .position(|(i, _)| KNOWN_VARIABLES[*i] == name)?;
+        let at = self.values.iter().position(|(i, _)| name_of(*i) == name)?;
         Some(self.values.swap_remove(at).1)
     }
 
+    #[inline(never)]
     fn issue(&mut self, name: &str, value: &str, reason: &str, default_used: &str) {
         self.issues
             .push(ConfigIssue::new(name, value, reason, default_used));
     }
 
+    #[inline(never)]
     fn switch(&mut self, name: &str, default: bool) -> bool {
         let Some(raw) = self.take(name) else {
             return default;
@@ -358,6 +416,7 @@ impl Env {
     }
 
     /// Index of the value in `options` (case-insensitive); `options[0]` is the default.
+    #[inline(never)]
     fn choice(&mut self, name: &str, options: &[&str], reason: &str) -> usize {
         let Some(raw) = self.take(name) else {
             return 0;
@@ -373,6 +432,7 @@ impl Env {
     }
 
     /// An integer in `min..=max`; `reason` and `default_text` describe range and default.
+    #[inline(never)]
     fn number(
         &mut self,
         name: &str,
@@ -396,6 +456,7 @@ impl Env {
     /// After parsing a list: when entries were given but none was valid (issues since
     /// `first_issue`), the default list is used instead of an empty one, so a typo cannot, for
     /// example, switch query redaction off. Returns whether to use the default.
+    #[inline(never)]
     fn all_invalid(&mut self, first_issue: usize, parsed: usize, default: &str) -> bool {
         let fall_back = parsed == 0 && self.issues.len() > first_issue && !default.is_empty();
         if fall_back {
@@ -407,6 +468,7 @@ impl Env {
     }
 
     /// The raw list text: the value, or `default` when unset.
+    #[inline(never)]
     fn list_text(&mut self, name: &str, default: &str) -> String {
         self.take(name).unwrap_or_else(|| default.to_owned())
     }
@@ -442,7 +504,7 @@ impl Env {
 
     fn build(&mut self) -> Config {
         let enabled = self.switch("EDGE_OBS_ENABLED", true);
-        let service_name = self.service_name();
+        let service_name = self.service_name("EDGE_OBS_SERVICE_NAME");
         let body_size_mode = [BodySizeMode::Count, BodySizeMode::ContentLength][self.choice(
             "EDGE_OBS_BODY_SIZE",
             &["count", "content-length"],
@@ -452,7 +514,16 @@ impl Env {
         let request_id = self.request_id(&redaction);
         let trace_context = self.switch("EDGE_OBS_TRACE_CONTEXT", true);
         let trace_sampler = RatioSampler::from_ppm(self.rate("EDGE_OBS_TRACE_SAMPLE_RATIO"));
-        let spans = self.switch("EDGE_OBS_SPANS", true);
+        // The event lines are for a reader of stdout (runtime-host, `runtime-host collect`):
+        // when the component exports a signal itself, its line is off unless asked for.
+        // Library mode cannot export (it has no task after the response of its own): it
+        // leaves the settings to the host, and its event lines on.
+        let otlp = if cfg!(any(feature = "component", not(target_family = "wasm"))) {
+            self.otlp(service_name.as_deref())
+        } else {
+            OtlpConfig::default()
+        };
+        let spans = self.switch("EDGE_OBS_SPANS", !otlp.exports(Signal::Traces));
         let security = self.security();
         let remove_response_headers = self.header_names(
             "EDGE_OBS_REMOVE_RESPONSE_HEADERS",
@@ -485,7 +556,7 @@ impl Env {
             &response_managed,
         );
         let log = self.log();
-        let metrics = self.switch("EDGE_OBS_METRICS", true);
+        let metrics = self.switch("EDGE_OBS_METRICS", !otlp.exports(Signal::Metrics));
         let routes = self.routes();
         let client_addr = ClientAddrConfig {
             trusted_hops: self.number(
@@ -524,7 +595,255 @@ impl Env {
             client_addr,
             cors,
             log_context,
+            otlp,
         }
+    }
+
+    /// The component's OTLP export: endpoints and the standard `OTEL_*` settings, then the
+    /// `EDGE_OBS_OTLP_*` bounds. Every value is read (and checked) even when export is off,
+    /// so a mistake is reported before someone relies on it.
+    #[inline(never)]
+    fn otlp(&mut self, edge_service_name: Option<&str>) -> OtlpConfig {
+        const DISABLED: &str = "OTEL_SDK_DISABLED";
+        let disabled = match self.take(DISABLED) {
+            None => false,
+            Some(raw) => match header_rules::trim(&raw) {
+                v if v.eq_ignore_ascii_case("true") => true,
+                v if v.eq_ignore_ascii_case("false") || v.is_empty() => false,
+                _ => {
+                    self.issue(DISABLED, &raw, "expected true or false", "false");
+                    false
+                }
+            },
+        };
+        let base = self.endpoint("OTEL_EXPORTER_OTLP_ENDPOINT");
+        let per_signal = [
+            self.endpoint("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+            self.endpoint("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"),
+            self.endpoint("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT"),
+        ];
+        let signals = self.signals();
+        const PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+        let mut export = !disabled;
+        if let Some(raw) = self.take(PROTOCOL)
+            && !header_rules::trim(&raw).eq_ignore_ascii_case("http/protobuf")
+        {
+            self.issue(
+                PROTOCOL,
+                &raw,
+                "the component only speaks http/protobuf",
+                "no export",
+            );
+            export = false;
+        }
+        // Built once at the end (no default to overwrite and drop field by field).
+        let mut endpoints = [None, None, None];
+        if export {
+            for ((slot, own), signal) in endpoints.iter_mut().zip(per_signal).zip(Signal::ALL) {
+                *slot = own
+                    .or_else(|| base.as_ref().map(|b| b.for_signal(signal)))
+                    .filter(|_| signals[signal.index()]);
+            }
+        }
+        let headers = self.export_headers();
+        // The numeric settings in one table, so their parsing is one loop.
+        const NUMBERS: [NumberSetting; 5] = [
+            (
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                (1, 60_000),
+                otlp::defaults::TIMEOUT_MS,
+                "expected milliseconds from 1 to 60000",
+                "10000",
+            ),
+            (
+                "EDGE_OBS_OTLP_BATCH_SIZE",
+                (1, 4096),
+                otlp::defaults::BATCH_SIZE,
+                "expected an integer from 1 to 4096",
+                "512",
+            ),
+            (
+                "EDGE_OBS_OTLP_BATCH_AGE_MS",
+                (0, 60_000),
+                otlp::defaults::BATCH_AGE_MS,
+                "expected milliseconds from 0 to 60000",
+                "1000",
+            ),
+            (
+                "EDGE_OBS_OTLP_MAX_QUEUE",
+                (1, 65_536),
+                otlp::defaults::MAX_QUEUE,
+                "expected an integer from 1 to 65536",
+                "2048",
+            ),
+            (
+                "EDGE_OBS_OTLP_MAX_BYTES",
+                (65_536, 64 << 20),
+                otlp::defaults::MAX_BYTES,
+                "expected an integer from 65536 to 67108864",
+                "1048576",
+            ),
+        ];
+        let [timeout, mut batch_items, batch_age, max_items, max_bytes] =
+            NUMBERS.map(|(name, range, default, reason, text)| {
+                self.number(name, range, default, reason, text)
+            });
+        let mut resource = self.resource_attributes();
+        let from_resource = resource
+            .iter()
+            .position(|(k, _)| k == crate::access_log::fields::SERVICE_NAME)
+            .map(|i| resource.remove(i).1);
+        let service_name = self
+            .service_name("OTEL_SERVICE_NAME")
+            .or(from_resource)
+            .or_else(|| edge_service_name.map(str::to_owned))
+            .unwrap_or_else(|| otlp::defaults::SERVICE_NAME.to_owned());
+        if batch_items > max_items {
+            // A batch that can never fill would only ever be sent by age.
+            self.issue(
+                "EDGE_OBS_OTLP_BATCH_SIZE",
+                json::small_u64(batch_items).as_str(),
+                "larger than EDGE_OBS_OTLP_MAX_QUEUE",
+                "EDGE_OBS_OTLP_MAX_QUEUE",
+            );
+            batch_items = max_items;
+        }
+        OtlpConfig {
+            endpoints,
+            headers,
+            timeout: std::time::Duration::from_millis(timeout),
+            service_name,
+            resource,
+            batch_items: batch_items as usize,
+            batch_age: std::time::Duration::from_millis(batch_age),
+            max_items: max_items as usize,
+            max_bytes: max_bytes as usize,
+        }
+    }
+
+    /// An endpoint URL variable; a bad one is reported (its query and credentials, which may
+    /// be tokens, are not shown) and that endpoint is unset.
+    #[inline(never)]
+    fn endpoint(&mut self, name: &str) -> Option<Endpoint> {
+        let raw = self.take(name)?;
+        if header_rules::trim(&raw).is_empty() {
+            return None;
+        }
+        match Endpoint::parse(&raw) {
+            Ok(e) => Some(e),
+            Err(why) => {
+                let shown = if raw.contains(['@', '?']) {
+                    json::REDACTED
+                } else {
+                    &raw
+                };
+                self.issue(name, shown, why, "unset");
+                None
+            }
+        }
+    }
+
+    /// `EDGE_OBS_OTLP_SIGNALS`: whether each signal is wanted.
+    #[inline(never)]
+    fn signals(&mut self) -> [bool; 3] {
+        const NAME: &str = "EDGE_OBS_OTLP_SIGNALS";
+        const ALL: &str = "traces,metrics,logs";
+        let mut text = self.list_text(NAME, ALL);
+        loop {
+            let first_issue = self.issues.len();
+            let mut wanted = [false; 3];
+            let mut parsed = 0;
+            for entry in header_rules::split_list(&text) {
+                match Signal::ALL
+                    .iter()
+                    .find(|s| s.as_str().eq_ignore_ascii_case(entry))
+                {
+                    Some(s) => {
+                        wanted[s.index()] = true;
+                        parsed += 1;
+                    }
+                    None => self.issue(
+                        NAME,
+                        entry,
+                        "expected traces, metrics or logs",
+                        ENTRY_IGNORED,
+                    ),
+                }
+            }
+            if !self.all_invalid(first_issue, parsed, ALL) {
+                return wanted;
+            }
+            text = ALL.to_owned();
+        }
+    }
+
+    /// `OTEL_EXPORTER_OTLP_HEADERS`. Values are tokens: no issue ever shows one, only the
+    /// position of the bad entry and its name when that is valid.
+    #[inline(never)]
+    fn export_headers(&mut self) -> ExportHeaders {
+        const NAME: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+        let text = self.list_text(NAME, "");
+        let mut out: Vec<(HeaderName, http::HeaderValue)> = Vec::new();
+        for (n, entry) in header_rules::split_list(&text).enumerate() {
+            let parsed = entry.split_once('=').and_then(|(k, v)| {
+                let name = header_rules::parse_name(&otlp::percent_decode(k)?)?;
+                let value = otlp::percent_decode(header_rules::trim(v))?;
+                Some((name, http::HeaderValue::from_str(&value).ok()?))
+            });
+            let reason = match &parsed {
+                None => "expected name=value with a valid header name and value",
+                Some((h, _)) if FORBIDDEN_TO_SET.contains(&h.as_str()) || h == "content-type" => {
+                    "set by the exporter itself"
+                }
+                Some(_) if out.len() >= 32 => "at most 32 headers",
+                Some(_) => "",
+            };
+            if reason.is_empty() {
+                out.extend(parsed);
+            } else {
+                let mut shown = json::Small::default();
+                shown.push_bytes(b"entry ");
+                shown.push_u64(n as u64 + 1);
+                shown.push(b' ');
+                shown.push_bytes(json::REDACTED.as_bytes());
+                self.issue(NAME, shown.as_str(), reason, ENTRY_IGNORED);
+            }
+        }
+        ExportHeaders(out)
+    }
+
+    /// `OTEL_RESOURCE_ATTRIBUTES`: `key=value` entries; later entries win over earlier ones.
+    #[inline(never)]
+    fn resource_attributes(&mut self) -> Vec<(String, String)> {
+        const NAME: &str = "OTEL_RESOURCE_ATTRIBUTES";
+        let text = self.list_text(NAME, "");
+        let mut out: Vec<(String, String)> = Vec::new();
+        for entry in header_rules::split_list(&text) {
+            let parsed = entry.split_once('=').and_then(|(k, v)| {
+                let k = otlp::percent_decode(header_rules::trim(k))?;
+                let v = otlp::percent_decode(header_rules::trim(v))?;
+                let ok = |s: &str| s.chars().count() <= 255 && !s.chars().any(char::is_control);
+                (!k.is_empty() && ok(&k) && ok(&v)).then_some((k, v))
+            });
+            let reason = match &parsed {
+                None => "expected key=value, at most 255 characters each, no control characters",
+                Some((k, _)) if k == "service.instance.id" => {
+                    "set per instance by the component (delta series must not be shared)"
+                }
+                Some((k, _)) if out.len() >= 32 && !out.iter().any(|(o, _)| o == k) => {
+                    "at most 32 attributes"
+                }
+                Some(_) => "",
+            };
+            match parsed {
+                Some((k, v)) if reason.is_empty() => {
+                    out.retain(|(o, _)| *o != k);
+                    out.push((k, v));
+                }
+                _ => self.issue(NAME, entry, reason, ENTRY_IGNORED),
+            }
+        }
+        out
     }
 
     /// `EDGE_OBS_PEER_ADDRESS_HEADER`: a header name, or `off` (also empty) for none.
@@ -579,7 +898,7 @@ impl Env {
         let allow_any_header = self
             .values
             .iter()
-            .any(|(i, v)| KNOWN_VARIABLES[*i] == HEADERS && header_rules::trim(v) == "*");
+            .any(|(i, v)| name_of(*i) == HEADERS && header_rules::trim(v) == "*");
         let allow_headers = if allow_any_header {
             self.take(HEADERS);
             Vec::new()
@@ -601,11 +920,7 @@ impl Env {
             allow_credentials = false;
         }
         const MAX_AGE: &str = "EDGE_OBS_CORS_MAX_AGE";
-        let max_age = if self
-            .values
-            .iter()
-            .any(|(i, _)| KNOWN_VARIABLES[*i] == MAX_AGE)
-        {
+        let max_age = if self.values.iter().any(|(i, _)| name_of(*i) == MAX_AGE) {
             let n = self.number(
                 MAX_AGE,
                 (0, u64::from(cors::MAX_AGE_LIMIT)),
@@ -652,9 +967,11 @@ impl Env {
         LogContextConfig { enabled, prefix }
     }
 
-    fn service_name(&mut self) -> Option<String> {
-        const NAME: &str = "EDGE_OBS_SERVICE_NAME";
-        let raw = self.take(NAME)?;
+    /// A `service.name` (`EDGE_OBS_SERVICE_NAME`, `OTEL_SERVICE_NAME`): 1 to 128 characters
+    /// without control characters, trimmed.
+    #[inline(never)]
+    fn service_name(&mut self, name: &str) -> Option<String> {
+        let raw = self.take(name)?;
         let v = header_rules::trim(&raw);
         let reason = if v.is_empty() {
             "empty value"
@@ -665,7 +982,7 @@ impl Env {
         } else {
             return Some(v.to_owned());
         };
-        self.issue(NAME, &raw, reason, "unset");
+        self.issue(name, &raw, reason, "unset");
         None
     }
 
@@ -1497,6 +1814,201 @@ mod tests {
         }
         for b in &BASELINE {
             assert!(KNOWN_VARIABLES.contains(&b.variable));
+        }
+    }
+
+    fn otel(vars: &[(&str, &str)]) -> (OtlpConfig, Vec<ConfigIssue>) {
+        let (c, issues) = parse(vars);
+        (c.otlp, issues)
+    }
+
+    #[test]
+    fn otlp_export_is_off_without_an_endpoint_and_on_with_one() {
+        let (c, issues) = parse(&[("OTEL_SERVICE_NAME", "shop"), ("OTEL_TRACES_SAMPLER", "x")]);
+        assert!(
+            issues.is_empty(),
+            "other OTEL_ names are the host's: {issues:?}"
+        );
+        assert!(!c.otlp.enabled());
+        assert!(c.spans && c.metrics, "event lines stay on without export");
+
+        let (c, issues) = parse(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]);
+        assert!(issues.is_empty(), "{issues:?}");
+        let paths: Vec<_> = c
+            .otlp
+            .endpoints
+            .iter()
+            .map(|e| e.as_ref().unwrap().path_with_query.as_str())
+            .collect();
+        assert_eq!(paths, ["/v1/traces", "/v1/metrics", "/v1/logs"]);
+        assert_eq!(c.otlp.service_name, "unknown_service");
+        assert_eq!(c.otlp.timeout, std::time::Duration::from_secs(10));
+        assert_eq!(
+            (c.otlp.batch_items, c.otlp.max_items, c.otlp.max_bytes),
+            (512, 2048, 1 << 20)
+        );
+        // The component exports spans and metrics itself: their stdout lines are off...
+        assert!(!c.spans && !c.metrics);
+        assert!(c.counts_body_bytes());
+        // ...unless turned on explicitly.
+        let (c, _) = parse(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("EDGE_OBS_SPANS", "on"),
+            ("EDGE_OBS_METRICS", "on"),
+        ]);
+        assert!(c.spans && c.metrics);
+    }
+
+    #[test]
+    fn per_signal_endpoints_and_signal_selection() {
+        let (c, issues) = otel(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "https://tempo:4318/traces",
+            ),
+            ("EDGE_OBS_OTLP_SIGNALS", "traces, logs"),
+        ]);
+        assert!(issues.is_empty(), "{issues:?}");
+        let t = c.endpoints[0].as_ref().unwrap();
+        assert!(t.https && t.path_with_query == "/traces");
+        assert!(!c.exports(Signal::Metrics));
+        assert_eq!(c.endpoints[2].as_ref().unwrap().authority, "collector:4318");
+        // A per-signal endpoint alone exports that signal only.
+        let (c, _) = otel(&[("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://l:1/v1/logs")]);
+        assert!(c.exports(Signal::Logs) && !c.exports(Signal::Traces));
+        // Turned off as a whole.
+        for (k, v) in [
+            ("OTEL_SDK_DISABLED", "TRUE"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ] {
+            let (c, _) = otel(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), (k, v)]);
+            assert!(!c.enabled(), "{k}={v}");
+        }
+        let (c, issues) = otel(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_SDK_DISABLED", "false"),
+        ]);
+        assert!(c.enabled() && issues.is_empty());
+    }
+
+    #[test]
+    fn otlp_headers_are_parsed_and_never_shown_in_issues() {
+        let (c, issues) = otel(&[(
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            "x-api-key=s3cr3t-one,Authorization=Bearer%20tok%2Ctwo,bad name=s3cr3t-three,content-type=s3cr3t-four,novalue",
+        )]);
+        assert_eq!(c.headers.0.len(), 2);
+        assert_eq!(c.headers.0[1].0, "authorization");
+        assert_eq!(c.headers.0[1].1, "Bearer tok,two");
+        assert_eq!(issues.len(), 3, "{issues:?}");
+        let shown = format!(
+            "{issues:?} {c:?} {}",
+            issues.iter().map(|i| i.to_string()).collect::<String>()
+        );
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("tok"),
+            "{shown}"
+        );
+        assert!(issues[0].value.starts_with("entry 3"), "{:?}", issues[0]);
+    }
+
+    #[test]
+    fn otlp_resource_and_service_name() {
+        let (c, issues) = otel(&[(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=from-res,deployment.environment.name=prod%20eu,service.instance.id=x,=v",
+        )]);
+        assert_eq!(issues.len(), 2, "{issues:?}");
+        assert_eq!(c.service_name, "from-res");
+        assert_eq!(
+            c.resource,
+            [(
+                "deployment.environment.name".to_owned(),
+                "prod eu".to_owned()
+            )]
+        );
+        let (c, _) = otel(&[
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-res"),
+            ("OTEL_SERVICE_NAME", "from-otel"),
+            ("EDGE_OBS_SERVICE_NAME", "from-edge"),
+        ]);
+        assert_eq!(c.service_name, "from-otel");
+        let (c, _) = otel(&[("EDGE_OBS_SERVICE_NAME", "from-edge")]);
+        assert_eq!(c.service_name, "from-edge");
+    }
+
+    #[test]
+    fn otlp_bounds_are_checked() {
+        for (var, bad) in [
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "60001"),
+            ("EDGE_OBS_OTLP_BATCH_SIZE", "0"),
+            ("EDGE_OBS_OTLP_BATCH_SIZE", "4097"),
+            ("EDGE_OBS_OTLP_BATCH_AGE_MS", "60001"),
+            ("EDGE_OBS_OTLP_MAX_QUEUE", "0"),
+            ("EDGE_OBS_OTLP_MAX_BYTES", "1000"),
+            ("EDGE_OBS_OTLP_MAX_BYTES", "67108865"),
+            ("OTEL_SDK_DISABLED", "maybe"),
+            ("OTEL_SERVICE_NAME", ""),
+            ("EDGE_OBS_OTLP_SIGNALS", "spans"),
+        ] {
+            let (c, issue) = one_issue(var, bad);
+            assert_eq!(
+                format!("{:?}", c.otlp),
+                format!("{:?}", OtlpConfig::default()),
+                "{var}={bad}"
+            );
+            assert!(!issue.default_used.is_empty());
+        }
+        let (c, issues) = otel(&[
+            ("EDGE_OBS_OTLP_BATCH_SIZE", "100"),
+            ("EDGE_OBS_OTLP_MAX_QUEUE", "10"),
+        ]);
+        assert_eq!((c.batch_items, c.max_items), (10, 10));
+        assert_eq!(issues.len(), 1);
+        let (c, issues) = otel(&[("EDGE_OBS_OTLP_BATCH_AGE_MS", "0")]);
+        assert!(issues.is_empty() && c.batch_age.is_zero());
+    }
+
+    #[test]
+    fn bad_endpoints_are_reported_without_their_secrets() {
+        let (c, issue) = one_issue("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318");
+        assert!(!c.otlp.enabled());
+        assert_eq!(issue.value, "collector:4318");
+        let (_, issue) = one_issue("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://u:pw@c/");
+        assert_eq!(issue.value, "[REDACTED]");
+        let (_, issue) = one_issue("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "ftp://c/?key=abc");
+        assert_eq!(issue.value, "[REDACTED]");
+    }
+
+    #[test]
+    fn every_otel_variable_is_documented_and_reports_a_malformed_value() {
+        let src = include_str!("config.rs");
+        let table: Vec<&str> = src
+            .lines()
+            .filter(|l| l.starts_with("//! | `OTEL_"))
+            .collect();
+        for v in OTEL_VARIABLES {
+            let short = v.replace("OTEL_EXPORTER_OTLP_", "..._");
+            assert!(
+                table
+                    .iter()
+                    .any(|l| l.contains(&format!("`{v}`")) || l.contains(&format!("`{short}`"))),
+                "{v}"
+            );
+            let (c, issues) = parse(&[(v, "bad\u{1}value")]);
+            assert_eq!(issues.len(), 1, "{v}: {issues:?}");
+            assert!(
+                !issues[0].value.contains("bad") || !v.contains("HEADERS"),
+                "{v}"
+            );
+            assert_eq!(
+                format!("{:?}", c.otlp),
+                format!("{:?}", OtlpConfig::default()),
+                "{v}"
+            );
         }
     }
 }

@@ -4,7 +4,7 @@
 //! headers), [`Exchange::on_response`] when the app's response head arrives (edits the response
 //! headers) or [`Exchange::on_failure`] when the app could not answer, and
 //! [`Exchange::finish`] when the response body has been sent; `finish` returns the log and
-//! metric lines to write to stdout in one write.
+//! metric lines, which the glue writes to stdout one write per line ([`stdout_writes`]).
 //!
 //! The glue owns all I/O; this module only transforms headers and produces text, so it is
 //! plain Rust and unit-tested natively.
@@ -17,13 +17,15 @@ use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER, USE
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 use crate::access_log::{
-    self, EVENT_REQUEST, EVENT_START, Level, LogContext, LogFormat, LoggedHeader, MAX_LINE_BYTES,
+    self, EVENT_REQUEST, EVENT_START, Level, LogContext, LogFormat, LoggedHeader,
     MAX_VALUES_PER_HEADER, Record,
 };
 use crate::config::{Config, ConfigIssue};
 use crate::cors::CorsDecision;
-use crate::json::{self, ObjectLine, cut};
+use crate::json::{self, cut};
 use crate::metrics::{self, MetricEvent};
+use crate::otlp::Signal;
+use crate::otlp::buffer::Buffer;
 use crate::redact::Redaction;
 use crate::request_id::{self, Replaced};
 use crate::span::{self, SpanEvent};
@@ -283,13 +285,13 @@ impl Middleware {
         let mut ts = String::with_capacity(24);
         timestamp::write_rfc3339_millis(&mut ts, SystemTime::now());
         for issue in issues {
-            let mut line = ObjectLine::begin(&mut out, MAX_LINE_BYTES);
-            line.str("timestamp", &ts, 32);
-            line.str("level", Level::Error.as_str(), 8);
-            line.str("event", "config.invalid", 32);
-            if let Some(s) = &self.config.service_name {
-                line.str("service.name", s, access_log::SERVICE_NAME_MAX_CHARS);
-            }
+            let mut line = access_log::begin_event_line(
+                &mut out,
+                &ts,
+                Level::Error,
+                "config.invalid",
+                self.config.service_name.as_deref(),
+            );
             line.str("variable", &issue.variable, 128);
             line.str("value", &issue.value, crate::config::ISSUE_VALUE_MAX_CHARS);
             line.str("reason", &issue.reason, 512);
@@ -557,7 +559,7 @@ impl Exchange {
     }
 
     /// The exchange ended (response body fully sent, or failed). Returns everything to write
-    /// to stdout in one write: the access-log line (unless filtered by level, sampling or skip
+    /// to stdout, one write per line ([`stdout_writes`]): the access-log line (unless filtered by level, sampling or skip
     /// paths), the span event line (when the trace is sampled and spans are on) and the metric
     /// event line (unless metrics are disabled). Possibly empty.
     /// Each line ends with `\n`.
@@ -566,13 +568,37 @@ impl Exchange {
         self.finish_after(end, elapsed)
     }
 
+    /// [`Exchange::finish`], and the span, log record and metrics of the exchange into the
+    /// instance's OTLP buffer for the signals it exports. Only copies into the buffer: it
+    /// is sent later, off the request path.
+    pub fn finish_with(self, end: Completion, otlp: Option<&mut Buffer>) -> String {
+        let elapsed = self.started.elapsed();
+        self.finish_export(end, elapsed, otlp)
+    }
+
     /// [`Exchange::finish`] with an explicit duration, for tests.
     pub(crate) fn finish_after(self, end: Completion, elapsed: Duration) -> String {
+        self.finish_export(end, elapsed, None)
+    }
+
+    /// [`Exchange::finish_with`] with an explicit duration. Always inlined: where `otlp` is a
+    /// constant `None` (plain [`Exchange::finish`], library mode) the export code is then
+    /// left out; the component calls only [`Exchange::finish_with`], so it has one copy.
+    #[inline(always)]
+    pub(crate) fn finish_export(
+        self,
+        end: Completion,
+        elapsed: Duration,
+        mut otlp: Option<&mut Buffer>,
+    ) -> String {
         let cfg = &*self.config;
         let mut out = String::new();
         if !cfg.enabled {
             return out;
         }
+        let wants =
+            |otlp: &Option<&mut Buffer>, s: Signal| otlp.as_ref().is_some_and(|b| b.wants(s));
+        let now = self.started + elapsed;
         // One formatted end time for both lines.
         let ended_at = timestamp::rfc3339(self.started_at + elapsed);
         let error = self.failure.or(end.error);
@@ -601,12 +627,18 @@ impl Exchange {
             self.sample_draw,
             trace_sampled,
         );
-        let span = self.writes_span();
+        let sampled = trace_sampled == Some(true);
+        let span_line = cfg.spans && sampled;
+        let export_span = sampled && wants(&otlp, Signal::Traces);
+        let export_log = log && wants(&otlp, Signal::Logs);
+        let export_metrics = wants(&otlp, Signal::Metrics);
         // One allocation for all lines (typical sizes; a longer line still grows it).
         out.reserve(
-            usize::from(log) * 1024 + usize::from(span) * 1024 + usize::from(cfg.metrics) * 320,
+            usize::from(log) * 1024
+                + usize::from(span_line) * 1024
+                + usize::from(cfg.metrics) * 320,
         );
-        if log || span {
+        if log || span_line || export_span {
             let query = self.query();
             let mut r = self.record(level, EVENT_REQUEST, ended_at.as_str(), &query);
             r.status = status;
@@ -617,7 +649,10 @@ impl Exchange {
             if log {
                 write_record(cfg.log.format, &r, &mut out);
             }
-            if let (true, Some(trace)) = (span, self.trace.as_ref()) {
+            if export_log && let Some(b) = otlp.as_deref_mut() {
+                b.push_log(now, &r, span::unix_nanos(self.started_at + elapsed));
+            }
+            if let Some(trace) = self.trace.as_ref().filter(|_| span_line || export_span) {
                 let ev = SpanEvent {
                     trace,
                     method: &self.method,
@@ -625,10 +660,15 @@ impl Exchange {
                     duration: elapsed,
                     record: &r,
                 };
-                span::write(&ev, &mut out);
+                if span_line {
+                    span::write(&ev, &mut out);
+                }
+                if export_span && let Some(b) = otlp.as_deref_mut() {
+                    b.push_span(now, &ev);
+                }
             }
         }
-        if cfg.metrics {
+        if cfg.metrics || export_metrics {
             let ev = MetricEvent {
                 time: ended_at.as_str(),
                 duration: elapsed,
@@ -640,14 +680,26 @@ impl Exchange {
                 scheme: metrics::normalize_scheme(Some(&self.scheme)),
                 error_type,
             };
-            metrics::write(&ev, &mut out);
+            if cfg.metrics {
+                metrics::write(&ev, &mut out);
+            }
+            if let Some(b) = otlp.filter(|_| export_metrics) {
+                b.observe(now, &ev);
+            }
         }
         out
     }
 
-    /// Whether [`Exchange::finish`] writes a span event: spans on and the trace sampled.
+    /// Whether the exchange reports a span (a span event line or an OTLP span): the trace is
+    /// sampled and either is on.
     fn writes_span(&self) -> bool {
-        self.config.spans && self.trace.as_ref().is_some_and(TraceIds::sampled)
+        (self.config.spans || self.config.otlp.exports(Signal::Traces))
+            && self.trace.as_ref().is_some_and(TraceIds::sampled)
+    }
+
+    /// The request method (for the glue's `http.server.active_requests`).
+    pub fn method(&self) -> &Method {
+        &self.method
     }
 
     fn route_str(&self) -> Option<&str> {
@@ -807,6 +859,13 @@ pub fn content_length(headers: &HeaderMap) -> Option<u64> {
     })
 }
 
+/// The pieces of `lines` to write to stdout, one write each: every piece is exactly one
+/// complete line with its `\n`. Hosts such as Spin turn each write of a component into one log
+/// record, so a write holding several lines would glue JSON documents together.
+pub fn stdout_writes(lines: &str) -> std::str::SplitInclusive<'_, char> {
+    lines.split_inclusive('\n')
+}
+
 /// Splits `path?query`; the query is `None` without `?`.
 fn split_target(target: &str) -> (&str, Option<&str>) {
     match target.split_once('?') {
@@ -831,6 +890,14 @@ fn cut_target(target: &str) -> String {
         out.push_str(query);
     }
     out
+}
+
+/// A new random `service.instance.id` (UUID v4) for this instance's OTLP resource: delta
+/// series of instances must never share one.
+pub fn instance_id() -> String {
+    let r = random_bytes();
+    let bytes: [u8; 16] = r[..16].try_into().unwrap_or([1; 16]);
+    request_id::generate(request_id::IdFormat::UuidV4, &bytes, SystemTime::UNIX_EPOCH)
 }
 
 /// Random bytes per exchange.

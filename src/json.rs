@@ -228,11 +228,25 @@ impl Small {
         self.push_bytes(&digits[i..]);
     }
 
+    /// The bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         // Only ASCII is ever pushed.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
+}
+
+/// Parses a decimal `u64` (ASCII digits only, no sign, at most 19 digits so it cannot
+/// overflow): the inverse of [`small_u64`], without `core`'s generic parser.
+pub fn parse_u64(s: &[u8]) -> Option<u64> {
+    if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(s.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
 }
 
 /// `n` in decimal.

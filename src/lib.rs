@@ -16,6 +16,7 @@ pub mod exchange;
 pub mod header_rules;
 pub mod json;
 pub mod metrics;
+pub mod otlp;
 pub mod problem;
 pub mod redact;
 pub mod request_id;
@@ -29,6 +30,8 @@ pub mod trace_context;
 mod component;
 #[cfg(all(target_family = "wasm", feature = "library"))]
 pub mod library;
+#[cfg(all(target_family = "wasm", feature = "component"))]
+mod otlp_glue;
 #[cfg(all(
     target_family = "wasm",
     any(feature = "component", feature = "library")

@@ -81,6 +81,13 @@ pub struct MetricEvent<'a> {
     pub error_type: Option<&'a str>,
 }
 
+/// Bucket bounds of the body size histograms in bytes (the conventions give none): powers
+/// of four from 64 bytes to 64 MiB, with 0 for empty bodies.
+pub const BODY_SIZE_BUCKETS_BYTES: [f64; 12] = [
+    0.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0, 16777216.0,
+    67108864.0,
+];
+
 /// The catch-all value OpenTelemetry uses for methods (and error types) outside the known set.
 pub const OTHER: &str = "_OTHER";
 

@@ -60,10 +60,14 @@ pub fn name(method: &Method, route: Option<&str>) -> String {
         "_OTHER" => "HTTP",
         m => m,
     };
-    match route {
-        Some(r) => format!("{m} {r}"),
-        None => m.to_owned(),
+    // Concatenated by hand: `format!` would pull `core::fmt` into this path.
+    let mut out = String::with_capacity(m.len() + route.map_or(0, |r| r.len() + 1));
+    out.push_str(m);
+    if let Some(r) = route {
+        out.push(' ');
+        out.push_str(r);
     }
+    out
 }
 
 /// The span status: an error for a failure (`error.type` set) unless the answer is a 4xx,

@@ -22,13 +22,21 @@ pub(crate) fn middleware() -> &'static Middleware {
     })
 }
 
-/// Writes whole lines in one call so lines of concurrent requests never interleave.
+/// Writes each line in a write of its own: a host that makes one log record per write (Spin)
+/// then gets one JSON document per record. A line is never split, so lines of concurrent
+/// requests never interleave.
 pub(crate) fn write_stdout(lines: &str) {
-    if lines.is_empty() {
-        return;
+    let mut out = std::io::stdout().lock();
+    for line in crate::exchange::stdout_writes(lines) {
+        // Nothing sensible can be done when stdout is gone; the request must not fail for it.
+        let _ = out.write_all(line.as_bytes());
     }
-    // Nothing sensible can be done when stdout is gone; the request must not fail for it.
-    let _ = std::io::stdout().lock().write_all(lines.as_bytes());
+}
+
+/// Writes one line (ending in `\n`) to stderr in one write.
+#[cfg(feature = "component")]
+pub(crate) fn write_stderr(line: &str) {
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
 /// The headers as `wasi:http` fields, in one host call (one call with every field costs less

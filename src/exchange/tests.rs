@@ -1527,3 +1527,25 @@ fn span_line_matches_the_documented_example() {
     assert_eq!(s.trim_end(), example);
     assert!(s.starts_with(crate::span::LINE_PREFIX));
 }
+
+#[test]
+fn each_stdout_write_holds_exactly_one_complete_line() {
+    // Access line, span event and metric event of one request, with a hostile header value.
+    let m = mw(&[
+        ("EDGE_OBS_SPANS", "on"),
+        ("EDGE_OBS_LOG_REQUEST_HEADERS", "x-evil"),
+    ]);
+    let mut fwd = headers(&[("traceparent", TP.as_bytes()), ("x-evil", b"a\\nb\"}{")]);
+    let mut ex = start(&m, &Method::GET, "/x?q=1%0A2", &mut fwd);
+    ex.on_response(StatusCode::OK, &mut HeaderMap::new(), Duration::ZERO);
+    let out = ex.finish_after(Completion::default(), Duration::from_millis(1));
+    let writes: Vec<&str> = stdout_writes(&out).collect();
+    assert_eq!(writes.len(), 3, "{out}");
+    for w in &writes {
+        assert_eq!(w.matches('\n').count(), 1, "{w:?}");
+        assert!(w.ends_with('\n'));
+        serde_json::from_str::<Value>(w).unwrap();
+    }
+    assert_eq!(writes.concat(), out);
+    assert_eq!(stdout_writes("").count(), 0);
+}
