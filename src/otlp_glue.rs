@@ -227,9 +227,22 @@ async fn export(endpoint: &Endpoint, body: &[u8]) -> Result<(), Failure> {
 /// POSTs `body` to `endpoint`; the status and `Retry-After` of the answer.
 async fn post(endpoint: &Endpoint, body: Vec<u8>) -> Result<(u16, Option<Vec<u8>>), Failure> {
     let cfg = config();
-    let fields = with(|s| Fields::from_list(&s.headers))
-        .and_then(Result::ok)
-        .ok_or(Failure::Other)?;
+    // With its length, so the body is not sent chunked: every collector reads that, and the
+    // size is known.
+    let length = (
+        "content-length".to_owned(),
+        crate::json::small_u64(body.len() as u64)
+            .as_bytes()
+            .to_vec(),
+    );
+    let fields = with(|s| {
+        s.headers.push(length);
+        let fields = Fields::from_list(&s.headers);
+        s.headers.pop();
+        fields
+    })
+    .and_then(Result::ok)
+    .ok_or(Failure::Other)?;
     // The host's own timeouts too, where it supports them (it may refuse to set them).
     let options = RequestOptions::new();
     let nanos = u64::try_from(cfg.timeout.as_nanos()).unwrap_or(u64::MAX);

@@ -111,8 +111,11 @@ fn library_app_links_the_core_without_the_middleware_world() {
 /// The size budget. It was 300 KB until CORS (about 8 KB), log context (about 3 KB) and the
 /// host-answer contract (about 2 KB) were added, then 320 KB until the components were built
 /// for speed (`opt-level = 3`: about 30 KB for 8.5 % fewer instructions per request); each
-/// step was measured (README, "Size").
-const SIZE_BUDGET: usize = 400 * 1000;
+/// step was measured (README, "Size"); then 450 KB for the OTLP export the component carries
+/// to leave the edge (about 74 KB: at `opt-level = "s"` it would fit 400 KB, for 8.5 % more
+/// instructions on every request; the bigger component costs about 26k instructions more per
+/// new instance, measured with `--max-instance-reuse 1`).
+const SIZE_BUDGET: usize = 450 * 1000;
 
 #[test]
 fn middleware_release_size_stays_within_budget() {

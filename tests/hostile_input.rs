@@ -869,6 +869,11 @@ const MALFORMED: &[(&str, &str)] = &[
     ("EDGE_OBS_CORS_MAX_AGE", "forever"),
     ("EDGE_OBS_LOG_CONTEXT", "maybe"),
     ("EDGE_OBS_LOG_CONTEXT_PREFIX", "Obs Context"),
+    ("EDGE_OBS_OTLP_SIGNALS", "traces,spans"),
+    ("EDGE_OBS_OTLP_BATCH_SIZE", "0"),
+    ("EDGE_OBS_OTLP_BATCH_AGE_MS", "soon"),
+    ("EDGE_OBS_OTLP_MAX_QUEUE", "-1"),
+    ("EDGE_OBS_OTLP_MAX_BYTES", "1"),
     ("EDGE_OBS_NO_SUCH_SETTING", "on"),
 ];
 

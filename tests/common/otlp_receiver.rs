@@ -25,6 +25,13 @@ pub enum Behaviour {
     Unavailable,
     /// Reads the request and never answers (the connection stays open).
     Hang,
+    /// Answers this status (with `Retry-After: 1` for 429 and 503).
+    Status(u16),
+    /// Answers 200, but only after this many milliseconds.
+    Slow(u64),
+    /// Reads the request head and half of its body, then stops reading (the connection stays
+    /// open).
+    HangMidBody,
 }
 
 /// What arrived.
@@ -180,6 +187,7 @@ fn serve(stream: TcpStream, behaviour: Behaviour, received: &Mutex<Received>) {
             .to_owned();
         let mut headers = Vec::new();
         let mut length = 0usize;
+        let mut chunked = false;
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -194,13 +202,31 @@ fn serve(stream: TcpStream, behaviour: Behaviour, received: &Mutex<Received>) {
                 if n == "content-length" {
                     length = v.parse().unwrap_or(0);
                 }
+                if n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked") {
+                    chunked = true;
+                }
                 headers.push((n, v));
             }
         }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
+        if behaviour == Behaviour::HangMidBody {
+            let mut half = vec![0; length / 2];
+            let _ = reader.read_exact(&mut half);
+            received.lock().unwrap().requests.push(path.clone());
+            std::thread::sleep(Duration::from_secs(600));
             return;
         }
+        let body = if chunked {
+            match read_chunked(&mut reader) {
+                Some(body) => body,
+                None => return,
+            }
+        } else {
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            body
+        };
         {
             let mut r = received.lock().unwrap();
             r.requests.push(path.clone());
@@ -219,7 +245,19 @@ fn serve(stream: TcpStream, behaviour: Behaviour, received: &Mutex<Received>) {
                 );
                 continue;
             }
-            Behaviour::Accept => {}
+            Behaviour::Status(status) => {
+                let retry = if matches!(status, 429 | 503) {
+                    "retry-after: 1\r\n"
+                } else {
+                    ""
+                };
+                let answer =
+                    format!("HTTP/1.1 {status} Refused\r\n{retry}content-length: 0\r\n\r\n");
+                let _ = writer.write_all(answer.as_bytes());
+                continue;
+            }
+            Behaviour::Slow(millis) => std::thread::sleep(Duration::from_millis(millis)),
+            Behaviour::HangMidBody | Behaviour::Accept => {}
         }
         let decoded = {
             let mut r = received.lock().unwrap();
@@ -244,5 +282,28 @@ fn serve(stream: TcpStream, behaviour: Behaviour, received: &Mutex<Received>) {
         if writer.write_all(answer).is_err() {
             return;
         }
+    }
+}
+
+/// A chunked request body (RFC 9112 section 7.1), trailers skipped.
+fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line).ok()?;
+        let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
+        if size == 0 {
+            loop {
+                let mut trailer = String::new();
+                if reader.read_line(&mut trailer).ok()? == 0 || trailer.trim_end().is_empty() {
+                    return Some(body);
+                }
+            }
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..]).ok()?;
+        let mut crlf = [0u8; 2];
+        reader.read_exact(&mut crlf).ok()?;
     }
 }

@@ -121,7 +121,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     // Collect mode has no admin page, so no request list.
-    let pipeline = Pipeline::start(settings::pipeline(args, 0))?;
+    let pipeline = Pipeline::start(settings::pipeline(args, 0, &[]))?;
     let admin_listener = TcpListener::bind(args.admin_addr)
         .await
         .with_context(|| format!("cannot listen on {} (--admin-addr)", args.admin_addr))?;

@@ -24,6 +24,7 @@ use crate::serving::store::{StoreState, StoreTemplate};
 use crate::serving::upstream::{self, Upstream};
 use anyhow::{Context as _, Result, bail};
 use edge_observability::Middleware;
+use edge_observability::otlp::Signal;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -77,8 +78,25 @@ impl Server {
     /// addresses. Every user mistake ends here with a clear error.
     pub async fn prepare(args: &Args) -> Result<Server> {
         args.validate()?;
-        let env = args.component_env()?;
+        let mut env = args.component_env()?;
+        // `/metrics` is made from the middleware's metric event lines, which it leaves out when
+        // it exports metrics itself: keep them, unless the user chose.
+        if !env.iter().any(|(k, _)| k == "EDGE_OBS_METRICS") {
+            env.push(("EDGE_OBS_METRICS".into(), "on".into()));
+        }
         let middleware = check_middleware_settings(&env, args.strict_config)?;
+        // The same parser the component runs tells which signals it exports itself; the host
+        // then exports none of those, so nothing is sent twice.
+        let component_exports: Vec<&'static str> = if args.no_middleware {
+            Vec::new()
+        } else {
+            let otlp = &middleware.config().otlp;
+            Signal::ALL
+                .into_iter()
+                .filter(|s| otlp.exports(*s))
+                .map(Signal::as_str)
+                .collect()
+        };
         let page = settings::dashboard(args);
         // The admin page's request list is kept only while the page is on.
         let recent_requests = if page.is_some() {
@@ -86,7 +104,11 @@ impl Server {
         } else {
             0
         };
-        let pipeline = Pipeline::start(settings::pipeline(args, recent_requests))?;
+        let pipeline = Pipeline::start(settings::pipeline(
+            args,
+            recent_requests,
+            &component_exports,
+        ))?;
         let metrics = pipeline.metrics().clone();
 
         let chain = load_chain(args, &middleware, &metrics).await?;

@@ -7,7 +7,7 @@ use crate::cli::{Args, ChainMode};
 use crate::serving::components::{Backend, Source};
 use crate::serving::engine::EngineLimits;
 use crate::serving::pool::PoolLimits;
-use telemetry::otlp::settings::OtlpSettings;
+use telemetry::otlp::settings::{OtlpSettings, Signal};
 use telemetry::pipeline::PipelineSettings;
 use telemetry::window::Objectives;
 
@@ -15,13 +15,28 @@ use telemetry::window::Objectives;
 pub const WASMTIME_VERSION: &str = env!("RUNTIME_HOST_WASMTIME_VERSION");
 
 /// The telemetry pipeline's settings: what is printed, the admin page's ring (only when the
-/// page is on) and OTLP export (the `--otlp-*` flags and the `OTEL_*` environment).
-pub fn pipeline(args: &Args, recent_requests: usize) -> PipelineSettings {
+/// page is on) and OTLP export (the `--otlp-*` flags and the `OTEL_*` environment), without
+/// the signals the middleware exports itself (`component_exports`, by name): the component
+/// wins, so nothing is sent twice.
+pub fn pipeline(
+    args: &Args,
+    recent_requests: usize,
+    component_exports: &[&str],
+) -> PipelineSettings {
     let mut otlp = OtlpSettings::from_env(args.otlp_endpoint.as_deref(), &|name| {
         std::env::var(name).ok()
     });
     if args.otel_service_name.is_some() {
         otlp.service_name = args.otel_service_name.clone();
+    }
+    for signal in Signal::ALL {
+        if component_exports.contains(&signal.as_str()) && otlp.endpoint(signal).is_some() {
+            otlp.disable(signal);
+            tracing::info!(
+                signal = signal.as_str(),
+                "the middleware exports this signal itself; runtime-host does not"
+            );
+        }
     }
     PipelineSettings {
         version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -2,7 +2,7 @@
 //! memory limits and the guests' output, and how a new store is made.
 
 use crate::serving::guest_output::{GuestOutput, OutputSink, Role};
-use crate::serving::upstream::Upstream;
+use crate::serving::upstream::{Upstream, UpstreamView};
 use http_body_util::BodyExt;
 use std::future::Future;
 use std::sync::Arc;
@@ -17,7 +17,10 @@ pub struct StoreState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
+    /// The guests' own requests (`wasi:http/client`).
     hooks: Hooks,
+    /// The host-provided handler import of upstream mode: to the origin.
+    upstream: UpstreamHooks,
     limits: MemoryLimiter,
     stdout: GuestOutput,
     stderr: GuestOutput,
@@ -70,6 +73,16 @@ impl WasiHttpView for StoreState {
     }
 }
 
+impl UpstreamView for StoreState {
+    fn upstream_http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.upstream,
+        }
+    }
+}
+
 /// wasmtime's store limits, remembering whether a memory growth was refused.
 struct MemoryLimiter {
     inner: StoreLimits,
@@ -100,19 +113,27 @@ impl ResourceLimiter for MemoryLimiter {
     }
 }
 
-/// Outgoing HTTP of the guests: to the origin in upstream mode, else wasmtime's default.
-struct Hooks {
-    upstream: Option<Arc<Upstream>>,
-}
+/// The guests' own outgoing requests (`wasi:http/client`: an app's calls, the middleware's
+/// OTLP export): wasmtime's default client, wherever they are addressed.
+struct Hooks;
 
 type IoFuture = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
 
+type SendFuture = Box<
+    dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>>
+        + Send,
+>;
+
+/// The default rule, without the default method's cost: it builds a new `Arc` closure on
+/// every call, and it is called for every header field a guest sets (about 20 allocations
+/// per request through a middleware).
+fn is_forbidden_header(name: &http::HeaderName) -> bool {
+    wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+}
+
 impl WasiHttpHooks for Hooks {
-    /// The default rule, without the default method's cost: it builds a new `Arc` closure on
-    /// every call, and it is called for every header field a guest sets (about 20 allocations
-    /// per request through a middleware).
     fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
-        wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+        is_forbidden_header(name)
     }
 
     fn send_request(
@@ -120,10 +141,34 @@ impl WasiHttpHooks for Hooks {
         request: http::Request<WasiBody>,
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _result: IoFuture,
-    ) -> Box<
-        dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>>
-            + Send,
-    > {
+    ) -> SendFuture {
+        Box::new(async move {
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as IoFuture,
+            ))
+        })
+    }
+}
+
+/// What the host-provided handler import sends through (upstream mode): the origin's
+/// keep-alive pool. Only the request the chain forwards goes there, never a guest's own.
+struct UpstreamHooks {
+    upstream: Option<Arc<Upstream>>,
+}
+
+impl WasiHttpHooks for UpstreamHooks {
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        is_forbidden_header(name)
+    }
+
+    fn send_request(
+        &mut self,
+        request: http::Request<WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        result: IoFuture,
+    ) -> SendFuture {
         match &self.upstream {
             Some(upstream) => {
                 let upstream = upstream.clone();
@@ -133,14 +178,8 @@ impl WasiHttpHooks for Hooks {
                     Ok((response, Box::new(async { Ok(()) }) as IoFuture))
                 })
             }
-            None => Box::new(async move {
-                let (response, io) =
-                    wasmtime_wasi_http::default_send_request(request, options).await?;
-                Ok((
-                    response.map(BodyExt::boxed_unsync),
-                    Box::new(io) as IoFuture,
-                ))
-            }),
+            // The import is only linked in upstream mode.
+            None => Hooks.send_request(request, options, result),
         }
     }
 }
@@ -176,7 +215,8 @@ impl StoreTemplate {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: Hooks {
+            hooks: Hooks,
+            upstream: UpstreamHooks {
                 upstream: self.upstream.clone(),
             },
             limits: MemoryLimiter {

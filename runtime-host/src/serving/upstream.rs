@@ -236,9 +236,16 @@ impl<T: 'static> bindings::wasi::http::handler::HostWithStore<T> for UpstreamHan
     }
 }
 
+/// A store whose host-provided handler import sends to the origin, apart from the guests'
+/// own `wasi:http/client` requests (which go where they are addressed).
+pub trait UpstreamView: WasiHttpView {
+    /// The `wasi:http` view whose hooks send to the origin.
+    fn upstream_http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_>;
+}
+
 /// Adds the host-provided `wasi:http/handler@0.3.0` import to `linker`.
-pub fn add_handler_to_linker<T: WasiHttpView + 'static>(linker: &mut Linker<T>) -> Result<()> {
-    bindings::wasi::http::handler::add_to_linker::<_, UpstreamHandler>(linker, T::http)
+pub fn add_handler_to_linker<T: UpstreamView + 'static>(linker: &mut Linker<T>) -> Result<()> {
+    bindings::wasi::http::handler::add_to_linker::<_, UpstreamHandler>(linker, T::upstream_http)
         .map_err(anyhow::Error::from)
         .context("adding the upstream handler import")
 }

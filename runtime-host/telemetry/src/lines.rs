@@ -29,9 +29,12 @@ pub struct LineSplitter {
 
 impl LineSplitter {
     /// Passes every complete line in `bytes` (joined to what was pending) to `line`, and keeps
-    /// a trailing partial line, unless it has reached [`MAX_LINE`].
-    pub fn push(&mut self, mut bytes: &[u8], line: &mut dyn FnMut(&[u8])) {
+    /// a trailing partial line, unless it has reached [`MAX_LINE`]. Returns how many lines
+    /// `bytes` ended.
+    pub fn push(&mut self, mut bytes: &[u8], line: &mut dyn FnMut(&[u8])) -> usize {
+        let mut ended = 0;
         while let Some(at) = memchr::memchr(b'\n', bytes) {
+            ended += 1;
             let (head, rest) = bytes.split_at(at + 1);
             bytes = rest;
             if self.pending.is_empty() {
@@ -46,6 +49,7 @@ impl LineSplitter {
         if self.pending.len() >= MAX_LINE {
             self.flush(line);
         }
+        ended
     }
 
     /// Passes on a pending partial line, with a `\n` added (when the writer goes away).
@@ -114,6 +118,8 @@ mod tests {
         s.flush(&mut |l| rest.push(l.to_vec()));
         assert_eq!(rest, [b"three\n".to_vec()]);
         s.flush(&mut |_| panic!("nothing pending"));
+        // The count of lines one write ended (a partial line is not one).
+        assert_eq!(s.push(b"x\ny\nz", &mut |_| {}), 2);
     }
 
     #[test]

@@ -95,6 +95,15 @@ impl OtlpSettings {
         }
     }
 
+    /// Stops exporting `signal`.
+    pub fn disable(&mut self, signal: Signal) {
+        match signal {
+            Signal::Traces => self.traces_endpoint = None,
+            Signal::Metrics => self.metrics_endpoint = None,
+            Signal::Logs => self.logs_endpoint = None,
+        }
+    }
+
     /// Reads the settings. `base_endpoint` is the `--otlp-endpoint` flag (clap also fills it
     /// from `OTEL_EXPORTER_OTLP_ENDPOINT`); `env` looks a variable up.
     pub fn from_env(base_endpoint: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Self {
