@@ -87,14 +87,13 @@ impl Server {
         let middleware = check_middleware_settings(&env, args.strict_config)?;
         // The same parser the component runs tells which signals it exports itself; the host
         // then exports none of those, so nothing is sent twice.
-        let component_exports: Vec<&'static str> = if args.no_middleware {
+        let component_exports: Vec<Signal> = if args.no_middleware {
             Vec::new()
         } else {
             let otlp = &middleware.config().otlp;
             Signal::ALL
                 .into_iter()
                 .filter(|s| otlp.exports(*s))
-                .map(Signal::as_str)
                 .collect()
         };
         let page = settings::dashboard(args);

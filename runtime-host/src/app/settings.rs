@@ -16,12 +16,12 @@ pub const WASMTIME_VERSION: &str = env!("RUNTIME_HOST_WASMTIME_VERSION");
 
 /// The telemetry pipeline's settings: what is printed, the admin page's ring (only when the
 /// page is on) and OTLP export (the `--otlp-*` flags and the `OTEL_*` environment), without
-/// the signals the middleware exports itself (`component_exports`, by name): the component
-/// wins, so nothing is sent twice.
+/// the signals the middleware exports itself (`component_exports`): the component wins, so
+/// nothing is sent twice.
 pub fn pipeline(
     args: &Args,
     recent_requests: usize,
-    component_exports: &[&str],
+    component_exports: &[Signal],
 ) -> PipelineSettings {
     let mut otlp = OtlpSettings::from_env(args.otlp_endpoint.as_deref(), &|name| {
         std::env::var(name).ok()
@@ -30,7 +30,7 @@ pub fn pipeline(
         otlp.service_name = args.otel_service_name.clone();
     }
     for signal in Signal::ALL {
-        if component_exports.contains(&signal.as_str()) && otlp.endpoint(signal).is_some() {
+        if component_exports.contains(&signal) && otlp.endpoint(signal).is_some() {
             otlp.disable(signal);
             tracing::info!(
                 signal = signal.as_str(),

@@ -9,36 +9,15 @@
 
 use std::time::Duration;
 
-/// One of the three OTLP signals.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Signal {
-    /// Spans.
-    Traces,
-    /// Metrics.
-    Metrics,
-    /// Log records.
-    Logs,
-}
+/// The three OTLP signals: the core crate's, so the host and the component name them alike.
+pub use edge_observability::otlp::Signal;
 
-impl Signal {
-    /// Every signal.
-    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
-
-    /// Lowercase name, as in the variable names, URL paths and metric labels.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Metrics => "metrics",
-            Signal::Logs => "logs",
-        }
-    }
-
-    fn upper(self) -> &'static str {
-        match self {
-            Signal::Traces => "TRACES",
-            Signal::Metrics => "METRICS",
-            Signal::Logs => "LOGS",
-        }
+/// The signal as in the per-signal variable names (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
+fn upper(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "TRACES",
+        Signal::Metrics => "METRICS",
+        Signal::Logs => "LOGS",
     }
 }
 
@@ -122,14 +101,14 @@ impl OtlpSettings {
             if disabled {
                 return None;
             }
-            let exporter = var(&format!("OTEL_{}_EXPORTER", signal.upper()));
+            let exporter = var(&format!("OTEL_{}_EXPORTER", upper(signal)));
             if exporter
                 .as_deref()
                 .is_some_and(|e| e.eq_ignore_ascii_case("none"))
             {
                 return None;
             }
-            let own = var(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.upper()));
+            let own = var(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", upper(signal)));
             let url = match (own, &base) {
                 // A signal's own endpoint is the full URL, used as it is.
                 (Some(own), _) => own,
@@ -138,7 +117,7 @@ impl OtlpSettings {
                 }
                 (None, None) => return None,
             };
-            let protocol_var = format!("OTEL_EXPORTER_OTLP_{}_PROTOCOL", signal.upper());
+            let protocol_var = format!("OTEL_EXPORTER_OTLP_{}_PROTOCOL", upper(signal));
             let protocol = var(&protocol_var).or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"));
             match protocol.as_deref() {
                 None | Some("http/protobuf") => Some(url),
