@@ -8,9 +8,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::otlp_receiver::{Behaviour, Received, Receiver, attr_str, hex};
+use common::otlp_receiver::{Behaviour, Received, Receiver, attr_str, hex, histogram_points};
 use common::{Host, closed_port, get, metric_sum};
-use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 
 /// The component's export settings (in its environment, as Spin's `inherit_configuration`
 /// or `wasmtime serve --env` would give them), with a short batch age so tests do not wait.
@@ -47,17 +46,8 @@ fn echo(host: &Host, traceparent: &str) -> String {
 
 /// The counts of every `http.server.request.duration` data point received.
 fn duration_count(r: &Received) -> u64 {
-    r.metrics
+    histogram_points(r, "http.server.request.duration")
         .iter()
-        .flat_map(|m| &m.resource_metrics)
-        .flat_map(|rm| &rm.scope_metrics)
-        .flat_map(|sm| &sm.metrics)
-        .filter(|m| m.name == "http.server.request.duration")
-        .filter_map(|m| match &m.data {
-            Some(Data::Histogram(h)) => Some(h),
-            _ => None,
-        })
-        .flat_map(|h| &h.data_points)
         .map(|p| p.count)
         .sum()
 }

@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::otlp_receiver::{Behaviour, Receiver, attr_int, attr_str, body_str, hex, hex_bytes};
+use common::otlp_receiver::{
+    Behaviour, Receiver, attr_int, attr_str, body_str, hex, hex_bytes, histogram_points,
+};
 use common::{Host, get, metric_sum};
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 
@@ -595,19 +597,8 @@ fn a_long_route_template_keeps_its_label_in_every_output() {
         "{metrics}"
     );
     receiver.wait("the route on http.server.request.duration", |r| {
-        r.metrics
+        histogram_points(r, "http.server.request.duration")
             .iter()
-            .flat_map(|m| &m.resource_metrics)
-            .flat_map(|rm| &rm.scope_metrics)
-            .flat_map(|sm| &sm.metrics)
-            .filter(|m| m.name == "http.server.request.duration")
-            .filter_map(|m| match &m.data {
-                Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Histogram(h)) => {
-                    Some(h)
-                }
-                _ => None,
-            })
-            .flat_map(|h| &h.data_points)
             .any(|p| attr_str(&p.attributes, "http.route") == Some(template.as_str()))
     });
 }

@@ -13,6 +13,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::metrics::v1::{HistogramDataPoint, metric};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
 
@@ -164,6 +165,22 @@ pub fn attr_int(attrs: &[KeyValue], key: &str) -> Option<i64> {
 }
 
 /// A string body.
+/// The data points of histogram `name` in every metrics export received.
+pub fn histogram_points<'a>(r: &'a Received, name: &str) -> Vec<&'a HistogramDataPoint> {
+    r.metrics
+        .iter()
+        .flat_map(|m| &m.resource_metrics)
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .filter(|m| m.name == name)
+        .filter_map(|m| match &m.data {
+            Some(metric::Data::Histogram(h)) => Some(h),
+            _ => None,
+        })
+        .flat_map(|h| &h.data_points)
+        .collect()
+}
+
 pub fn body_str(v: &Option<AnyValue>) -> Option<&str> {
     match v.as_ref()?.value.as_ref()? {
         any_value::Value::StringValue(s) => Some(s),
