@@ -948,3 +948,55 @@ fn every_malformed_setting_is_reported_and_requests_use_defaults() {
     assert_eq!(host.admin_get("/readyz").status, 200);
     assert_still_serving(&host);
 }
+
+/// An app metric whose label value holds `"` and `\` (printed by the app, or in a Spin log
+/// that `collect` follows) is escaped on `/metrics`: unescaped, Prometheus rejects the whole
+/// scrape, and every metric and SLO alert of the host is lost with it.
+#[test]
+fn app_metric_label_values_are_escaped_on_metrics() {
+    const LINE: &str = r#"{"schema":"edge_obs.app_metric.v1","type":"counter","name":"x","value":1,"attributes":{"k":"a\"b\\c"}}"#;
+    const SAMPLE: &str = r#"app_x_total{k="a\"b\\c"} 1"#;
+    let host = Host::start(&[]);
+    let query: String = LINE.bytes().map(|b| format!("%{b:02X}")).collect();
+    let response = get(host.addr, &format!("/print?line={query}"), &[]);
+    assert_eq!(response.status, 200);
+    let text = host.wait_metrics("the app metric", |t| t.contains("app_x_total"));
+    assert!(text.contains(SAMPLE), "{text}");
+    promtool_check(&text);
+
+    // The same line in a Spin log file, through `collect`, which also wants the admin token
+    // that serve mode wants (it used to serve /metrics to anyone).
+    let dir = std::env::temp_dir().join(unique("escape-collect"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("hello-app_stdout.txt");
+    std::fs::write(&file, format!("{LINE}\n")).unwrap();
+    let collector = Host::start_with_env(
+        &[
+            "collect",
+            file.to_str().unwrap(),
+            "--from-start",
+            "--poll-interval",
+            "50ms",
+        ],
+        &[("RUNTIME_HOST_ADMIN_TOKEN", "s3cret-token-for-collect")],
+    );
+    assert_eq!(collector.admin_get("/metrics").status, 401);
+    assert_eq!(collector.admin_get("/readyz").status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let text = loop {
+        let r = get(
+            collector.admin,
+            "/metrics",
+            &[("authorization", "Bearer s3cret-token-for-collect")],
+        );
+        assert_eq!(r.status, 200);
+        let text = r.text();
+        if text.contains("app_x_total") || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(text.contains(SAMPLE), "{text}");
+    promtool_check(&text);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

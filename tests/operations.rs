@@ -972,3 +972,52 @@ fn burn_rate_alert_reaches_alertmanager_and_dashboard_queries_return_data() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Out-of-range settings are refused when the flags are parsed, with the flag named, before
+/// anything is served: a duration far beyond a day used to make every request end in a worker
+/// panic (and SIGTERM exit 101 without draining).
+#[test]
+fn out_of_range_settings_are_refused_at_start() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--request-timeout", "10000000000000000000s"],
+            "--request-timeout",
+        ),
+        (
+            &["--shutdown-grace", "10000000000000000000s"],
+            "--shutdown-grace",
+        ),
+        (
+            &["--max-instance-concurrency", "100000"],
+            "--max-instance-concurrency",
+        ),
+        (
+            &["--max-concurrent-requests", "0"],
+            "--max-concurrent-requests",
+        ),
+        (&["--max-memory", "64GiB"], "--max-memory"),
+    ];
+    for (args, flag) in cases {
+        // Bounded: a host that accepted the setting would serve until killed.
+        let mut child = Command::new(BIN)
+            .args(args)
+            .args(["--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("{args:?}: runtime-host accepted the setting and started serving");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        assert!(!out.status.success(), "{args:?}: {}", text(&out));
+        assert!(text(&out).contains(flag), "{args:?}: {}", text(&out));
+        assert!(!text(&out).contains("panicked"), "{args:?}: {}", text(&out));
+    }
+}

@@ -266,11 +266,17 @@ impl Args {
 
     /// Checks combinations clap cannot express.
     pub fn validate(&self) -> Result<()> {
-        if self.max_concurrent_requests == 0 {
-            bail!("--max-concurrent-requests must be at least 1");
+        if !(1..=MAX_CONCURRENT_REQUESTS).contains(&self.max_concurrent_requests) {
+            bail!("--max-concurrent-requests must be between 1 and {MAX_CONCURRENT_REQUESTS}");
         }
-        if self.max_instance_reuse == 0 || self.max_instance_concurrency == 0 {
-            bail!("--max-instance-reuse and --max-instance-concurrency must be at least 1");
+        if self.max_instance_reuse == 0 {
+            bail!("--max-instance-reuse must be at least 1");
+        }
+        if !(1..=MAX_INSTANCE_CONCURRENCY).contains(&self.max_instance_concurrency) {
+            bail!("--max-instance-concurrency must be between 1 and {MAX_INSTANCE_CONCURRENCY}");
+        }
+        if self.max_memory > MAX_MEMORY {
+            bail!("--max-memory is at most 4GiB (a 32-bit linear memory)");
         }
         if self.request_timeout.is_zero() {
             bail!("--request-timeout must be greater than zero");
@@ -439,7 +445,19 @@ fn parse_key_value(s: &str) -> Result<(String, String), String> {
     Ok((key.to_owned(), value.to_owned()))
 }
 
-/// Parses `250ms`, `30s`, `2m` or a bare number of seconds.
+/// The longest duration any flag takes. Every deadline is computed as `now + duration`,
+/// which must not overflow, and nothing the host waits for is meant to last longer.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
+
+/// The most requests served at once, and the most one instance serves at once: bounds that
+/// keep the pool's sizing arithmetic (and the memory it reserves) finite.
+pub const MAX_CONCURRENT_REQUESTS: usize = 100_000;
+/// See [`MAX_CONCURRENT_REQUESTS`].
+pub const MAX_INSTANCE_CONCURRENCY: usize = 1024;
+/// The largest `--max-memory`: a 32-bit linear memory's 4 GiB.
+pub const MAX_MEMORY: u64 = 4 << 30;
+
+/// Parses `250ms`, `30s`, `2m` or a bare number of seconds, at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let (number, unit) = split_unit(s);
@@ -454,7 +472,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => value * 3600.0,
         _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
     };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{s}` is out of range"))
+    match Duration::try_from_secs_f64(seconds) {
+        Ok(d) if d <= MAX_DURATION => Ok(d),
+        _ => Err(format!("`{s}` is out of range (0 to 24h)")),
+    }
 }
 
 /// Parses `512`, `64KiB`, `16MiB`, `1GiB` (also `KB`/`MB`/`GB`, taken as powers of 1024).
@@ -499,6 +520,11 @@ mod tests {
         assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());
+        // Beyond a day every deadline would be meaningless, and far beyond it `now + d`
+        // overflows: refused when parsed, not a panic per request.
+        assert_eq!(parse_duration("24h").unwrap(), MAX_DURATION);
+        assert!(parse_duration("25h").is_err());
+        assert!(parse_duration("10000000000000000000s").is_err());
     }
 
     #[test]

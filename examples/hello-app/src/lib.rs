@@ -17,6 +17,7 @@
 //! | `/alloc/{mb}` | allocates and touches `mb` MiB, then 200 `{"allocated_mb": mb}`; traps when memory runs out |
 //! | `/echo-body` | 200, the request body streamed back (with the request's `content-type`) |
 //! | `/app-metric` | prints one `edge_obs.app_metric.v1` counter line ([`APP_METRIC_LINE`]) to stdout, then 200 `counted\n` |
+//! | `/print?line=...&via=wasip3` | prints the percent-decoded `line` and a `\n` to stdout in one write (through `wasi:cli/stdout@0.2` by default, `@0.3.0` with `via=wasip3`), then 200 `printed\n` |
 //! | anything else | 200 `application/json` echo of the request: `{"method", "path", "query", "headers"}` |
 //!
 //! Routes match on the path alone, whatever the method. A path parameter that is not a
@@ -76,6 +77,14 @@ pub enum Route {
     ForgeMetric,
     /// `/app-metric`
     AppMetric,
+    /// `/print?line=...`: the line to print (without its `\n`), and whether to write it
+    /// through `wasi:cli/stdout@0.3.0` rather than the WASI 0.2 stdout `std` uses.
+    Print {
+        /// The percent-decoded `line` parameter.
+        line: Vec<u8>,
+        /// `via=wasip3`.
+        wasip3: bool,
+    },
     /// Any other path: echo the request as JSON.
     Echo,
     /// A known route with a malformed parameter; the message says what is wrong.
@@ -94,8 +103,23 @@ impl Route {
             "/echo-body" => Route::EchoBody,
             "/forge-metric" => Route::ForgeMetric,
             "/app-metric" => Route::AppMetric,
+            "/print" => Route::print(query.unwrap_or("")),
             _ => Route::parse_with_number(path, query),
         }
+    }
+
+    /// `/print`'s parameters.
+    fn print(query: &str) -> Route {
+        let mut line = Vec::new();
+        let mut wasip3 = false;
+        for (name, value) in query_pairs(query) {
+            match name.as_slice() {
+                b"line" => line = value,
+                b"via" => wasip3 = value == b"wasip3",
+                _ => {}
+            }
+        }
+        Route::Print { line, wasip3 }
     }
 
     /// Routes `/{name}/{number}` paths; anything else is [`Route::Echo`].
@@ -240,9 +264,36 @@ pub mod component {
                     Bytes::from_static(b"counted\n"),
                 )
             }
+            Route::Print { mut line, wasip3 } => {
+                line.push(b'\n');
+                if wasip3 {
+                    print_wasip3(line).await;
+                } else {
+                    use std::io::Write;
+                    let _ = std::io::stdout().write_all(&line);
+                }
+                full(
+                    StatusCode::OK,
+                    "text/plain",
+                    Bytes::from_static(b"printed\n"),
+                )
+            }
             Route::Echo => echo(&req),
             Route::BadRequest(message) => bad_request(message),
         }
+    }
+
+    /// Writes `bytes` through `wasi:cli/stdout@0.3.0`, as a WASI 0.3 program without `std`'s
+    /// WASI 0.2 stdout would.
+    async fn print_wasip3(bytes: Vec<u8>) {
+        use spin_sdk::wasip3::cli::stdout;
+        use spin_sdk::wasip3::wit_stream;
+        let (mut tx, rx) = wit_stream::new::<u8>();
+        let done = stdout::write_via_stream(rx);
+        let remaining = tx.write_all(bytes).await;
+        drop(tx);
+        let _ = done.await;
+        debug_assert!(remaining.is_empty());
     }
 
     /// A response with a body held in memory, with `content-type` and `content-length`.
@@ -437,6 +488,20 @@ mod tests {
         assert_eq!(Route::parse("/echo-body", None), Route::EchoBody);
         assert_eq!(Route::parse("/forge-metric", None), Route::ForgeMetric);
         assert_eq!(Route::parse("/app-metric", None), Route::AppMetric);
+        assert_eq!(
+            Route::parse("/print", Some("line=a%22b&via=wasip3")),
+            Route::Print {
+                line: b"a\"b".to_vec(),
+                wasip3: true
+            }
+        );
+        assert_eq!(
+            Route::parse("/print", None),
+            Route::Print {
+                line: Vec::new(),
+                wasip3: false
+            }
+        );
         assert!(APP_METRIC_LINE.starts_with("{\"schema\":\"edge_obs.app_metric.v1\""));
         assert!(APP_METRIC_LINE.ends_with("}\n") && APP_METRIC_LINE.matches('\n').count() == 1);
         assert_eq!(Route::parse("/", None), Route::Echo);

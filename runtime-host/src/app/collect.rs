@@ -126,11 +126,16 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {} (--admin-addr)", args.admin_addr))?;
     let admin_addr = admin_listener.local_addr()?;
+    // The same token as in serve mode: /metrics is not open because the lines come from files.
+    let token = settings::admin_token(args, admin_addr)?;
     let health = Arc::new(Health::new(&[CHECK_FILES]));
     let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
     let admin_task = tokio::spawn(admin::serve(
         admin_listener,
-        AdminContext::new(health.clone(), pipeline.metrics().clone()),
+        AdminContext {
+            token,
+            ..AdminContext::new(health.clone(), pipeline.metrics().clone())
+        },
         async move {
             let mut rx = admin_stop_rx;
             let _ = rx.wait_for(|stop| *stop).await;

@@ -6,7 +6,7 @@
 //! pool policy, per-request handling and the host's own answers), telemetry (the
 //! [`Pipeline`] every guest line feeds) and the admin server ([`crate::admin`]).
 
-use crate::admin::dashboard::{self, ChainInfo, Dashboard, auth::AdminToken};
+use crate::admin::dashboard::{ChainInfo, Dashboard, auth::AdminToken};
 use crate::admin::{self, AdminContext};
 use crate::app::settings;
 use crate::cli::{Args, ChainMode};
@@ -134,13 +134,7 @@ impl Server {
                 pipeline.recent().cloned(),
             )
         });
-        let admin_token = args
-            .admin_token
-            .as_deref()
-            .map(AdminToken::new)
-            .transpose()
-            .map_err(anyhow::Error::msg)?;
-        dashboard::warn_if_exposed(admin_listener.local_addr()?, admin_token.is_some());
+        let admin_token = settings::admin_token(args, admin_listener.local_addr()?)?;
         let sink = OutputSink::new(pipeline.clone());
         let factory = InstanceFactory {
             stores: StoreTemplate {
@@ -161,6 +155,7 @@ impl Server {
             limits: settings::pool(args),
             busy_instances: Arc::new(AtomicUsize::new(0)),
             stopped: Arc::new(AtomicBool::new(false)),
+            slot_freed: Arc::default(),
         };
         probe(&factory).await?;
         // The limiter finds the client address with the middleware's own settings.

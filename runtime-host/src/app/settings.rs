@@ -2,6 +2,7 @@
 //! splits one config per subsystem): the telemetry pipeline, the engine, the instance pool and
 //! the admin page each get a value of their own type and never see [`Args`].
 
+use crate::admin::dashboard::auth::AdminToken;
 use crate::admin::dashboard::{ChainInfo, ComponentInfo, DashboardConfig, Limits};
 use crate::cli::{Args, ChainMode};
 use crate::serving::components::{Backend, Source};
@@ -48,6 +49,22 @@ pub fn pipeline(
     }
 }
 
+/// The admin token (`--admin-token`, `RUNTIME_HOST_ADMIN_TOKEN`), for serve and collect mode
+/// alike, with a warning when an admin address beyond loopback has none.
+pub fn admin_token(
+    args: &Args,
+    admin_addr: std::net::SocketAddr,
+) -> anyhow::Result<Option<AdminToken>> {
+    let token = args
+        .admin_token
+        .as_deref()
+        .map(AdminToken::new)
+        .transpose()
+        .map_err(|reason| anyhow::anyhow!("--admin-token: {reason}"))?;
+    crate::admin::dashboard::warn_if_exposed(admin_addr, token.is_some());
+    Ok(token)
+}
+
 /// The admin page's settings; `None` when the page is switched off.
 pub fn dashboard(args: &Args) -> Option<DashboardConfig> {
     (!args.no_admin_page).then(|| DashboardConfig {
@@ -73,12 +90,21 @@ pub fn limits(args: &Args) -> Limits {
     }
 }
 
+/// Instance slots for the pooling allocator. Every request in flight can hold an instance of
+/// its own for a moment (the serving loop starts a worker whenever none is free, and instances
+/// whose reuse is used up drain while new ones start), so there is a slot for each, plus one
+/// for each instance the concurrency limit fills and a few for idle ones. Waiting for a slot
+/// (see `pool::PoolExhausted`) covers what is left.
+pub fn max_instances(max_concurrent_requests: usize, per_instance: usize) -> u32 {
+    let slots = max_concurrent_requests + max_concurrent_requests.div_ceil(per_instance) + 16;
+    u32::try_from(slots).unwrap_or(u32::MAX)
+}
+
 /// The engine's limits: memory per instance, and enough instances for the concurrency limit.
 pub fn engine(args: &Args) -> EngineLimits {
     EngineLimits {
         max_memory: args.max_memory,
-        max_instances: (args.max_concurrent_requests / args.max_instance_concurrency + 16).min(1000)
-            as u32,
+        max_instances: max_instances(args.max_concurrent_requests, args.max_instance_concurrency),
         perfmap: args.perfmap,
     }
 }

@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use telemetry::metrics::HostMetrics;
+use tokio::sync::Notify;
 use wasmtime::component::GuestTaskId;
 use wasmtime::{Store, StoreContextMut};
 use wasmtime_wasi_http::WasiHttpView;
@@ -67,7 +68,27 @@ pub struct InstanceFactory {
     /// Set once the host has drained and stops: the workers dropped after it are idle ones
     /// the runtime lets go, not traps.
     pub stopped: Arc<AtomicBool>,
+    /// Woken whenever an instance is dropped, which frees its slot in the pooling allocator.
+    pub slot_freed: Arc<Notify>,
 }
+
+/// No instance slot came free before the request's deadline: every slot of the pooling
+/// allocator held an instance. The host's own capacity, answered as overload (503), never
+/// blamed on the guest.
+#[derive(Debug)]
+pub struct PoolExhausted;
+
+impl std::fmt::Display for PoolExhausted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("no instance slot came free before the request deadline")
+    }
+}
+
+impl std::error::Error for PoolExhausted {}
+
+/// How long an instantiation that found the pool full waits for a freed slot before it tries
+/// again anyway (a wakeup can be missed between the attempt and the wait).
+const SLOT_RETRY: Duration = Duration::from_millis(10);
 
 /// The instantiation of a chain took longer than the request timeout.
 #[derive(Debug)]
@@ -90,11 +111,29 @@ impl HandlerState for InstanceFactory {
         &self,
     ) -> wasmtime::Result<Instance<StoreState, InstanceDeadline, InstancePolicy>> {
         let start = Instant::now();
-        let mut store = self.stores.new_store();
         let timeout = self.limits.request_timeout;
-        let proxy = tokio::time::timeout(timeout, self.pre.instantiate(&mut store))
-            .await
-            .map_err(|_| wasmtime::Error::new(InstantiationTimedOut))??;
+        let deadline = tokio::time::Instant::now() + timeout;
+        // Under load, instances that are draining (reuse used up) or finishing work after
+        // their responses can hold every slot for a moment: wait for one within the deadline.
+        let (store, proxy) = loop {
+            let mut store = self.stores.new_store();
+            let attempt = tokio::time::timeout_at(deadline, self.pre.instantiate(&mut store))
+                .await
+                .map_err(|_| wasmtime::Error::new(InstantiationTimedOut))?;
+            match attempt {
+                Ok(proxy) => break (store, proxy),
+                Err(error) if error.is::<wasmtime::PoolConcurrencyLimitError>() => {
+                    drop(store);
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        return Err(wasmtime::Error::new(PoolExhausted));
+                    }
+                    let wait = (now + SLOT_RETRY).min(deadline);
+                    let _ = tokio::time::timeout_at(wait, self.slot_freed.notified()).await;
+                }
+                Err(error) => return Err(error),
+            }
+        };
         self.metrics.instantiated(start.elapsed());
         let expired = Arc::new(AtomicBool::new(false));
         Ok(Instance {
@@ -114,6 +153,7 @@ impl HandlerState for InstanceFactory {
                 metrics: self.metrics.clone(),
                 expired,
                 stopped: self.stopped.clone(),
+                slot_freed: self.slot_freed.clone(),
             },
         })
     }
@@ -144,6 +184,8 @@ pub struct InstancePolicy {
     expired: Arc<AtomicBool>,
     /// See [`InstanceFactory::stopped`].
     stopped: Arc<AtomicBool>,
+    /// See [`InstanceFactory::slot_freed`].
+    slot_freed: Arc<Notify>,
 }
 
 impl WorkerState for InstancePolicy {
@@ -185,6 +227,8 @@ impl WorkerState for InstancePolicy {
             }
         }
         store.into_data().flush_output();
+        // The store is gone, and its instance slot with it.
+        self.slot_freed.notify_waiters();
     }
 }
 

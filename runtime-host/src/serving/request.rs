@@ -2,7 +2,7 @@
 //! host's own answer whenever the chain cannot give one.
 
 use crate::serving::answers::{self, HostAnswers, HostBody, SCHEME};
-use crate::serving::pool::{InstanceFactory, RequestFate};
+use crate::serving::pool::{InstanceFactory, InstantiationTimedOut, PoolExhausted, RequestFate};
 use crate::serving::rate_limit::RateLimiter;
 use bytes::Bytes;
 use edge_observability::ErrorType;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use telemetry::metrics::{HostMetrics, RejectReason};
 use tokio::sync::{Semaphore, watch};
 use wasmtime_wasi_http::WasiBody;
-use wasmtime_wasi_http::handler::{ExpirationError, ProxyHandler};
+use wasmtime_wasi_http::handler::{ExpirationError, InstantiationError, ProxyHandler};
 
 /// Everything the handling of one request needs; shared by all connections.
 pub struct Requests {
@@ -227,9 +227,19 @@ async fn handle(
             .boxed_unsync()
         }),
         Err(error) => {
-            let kind = if error.is::<ExpirationError>() {
+            let instantiation = error
+                .downcast_ref::<InstantiationError<RequestFate>>()
+                .map(|e| &*e.error);
+            let kind = if error.is::<ExpirationError>()
+                || instantiation.is_some_and(|e| e.is::<InstantiationTimedOut>())
+            {
                 requests.metrics.timeout();
                 ErrorType::Timeout
+            } else if instantiation.is_some_and(|e| e.is::<PoolExhausted>()) {
+                // The host's own capacity: overload (503 with Retry-After), as beyond
+                // --max-concurrent-requests, not the guest's fault.
+                requests.metrics.rejected(RejectReason::Overload);
+                ErrorType::Overload
             } else if fate.memory_exceeded() {
                 ErrorType::MemoryLimit
             } else {

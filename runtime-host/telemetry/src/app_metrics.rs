@@ -159,7 +159,7 @@ impl AppMetrics {
         }
         let mut labels: Labels = attributes
             .iter()
-            .map(|(k, v)| (k.replace('.', "_"), (*v).to_owned()))
+            .map(|(k, v)| (k.replace('.', "_"), crate::metrics::escape_label_value(v)))
             .collect();
         labels.sort();
         self.record(&sample, labels)
@@ -332,6 +332,17 @@ mod tests {
         );
         assert!(out.contains("app_order_value_sum 555.0"), "{out}");
         assert!(out.contains("app_order_value_count 3"), "{out}");
+    }
+
+    #[test]
+    fn label_values_are_escaped_for_the_text_formats() {
+        let (registry, app) = setup();
+        // The JSON value is `a"b\c`: unescaped, the quote would end the label value and
+        // Prometheus would reject the whole scrape.
+        let attrs = r#","attributes":{"k":"a\"b\\c"}"#;
+        app.record_line(&line("counter", "x", "1", attrs)).unwrap();
+        let out = scrape(&registry);
+        assert!(out.contains(r#"app_x_total{k="a\"b\\c"} 1"#), "{out}");
     }
 
     #[test]
