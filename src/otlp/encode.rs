@@ -112,10 +112,26 @@ impl Sink for Attributes<'_> {
         proto::bytes(buf, 1, key.as_bytes());
         let v = begin(buf, 2);
         let s = begin(buf, 1);
-        let mut chars = lossy_chars(value);
-        push_chars(buf, chars.by_ref().take(max_chars));
-        if chars.next().is_some() {
-            buf.extend_from_slice(TRUNCATION_MARKER.as_bytes());
+        match std::str::from_utf8(value) {
+            // The common case, copied as it is: valid UTF-8 and within the limit (a value of
+            // no more bytes than `max_chars` has no more characters either).
+            Ok(text) => {
+                let cut = match text.len() <= max_chars {
+                    true => None,
+                    false => text.char_indices().nth(max_chars).map(|(at, _)| at),
+                };
+                buf.extend_from_slice(&text.as_bytes()[..cut.unwrap_or(text.len())]);
+                if cut.is_some() {
+                    buf.extend_from_slice(TRUNCATION_MARKER.as_bytes());
+                }
+            }
+            Err(_) => {
+                let mut chars = lossy_chars(value);
+                push_chars(buf, chars.by_ref().take(max_chars));
+                if chars.next().is_some() {
+                    buf.extend_from_slice(TRUNCATION_MARKER.as_bytes());
+                }
+            }
         }
         end(buf, s);
         end(buf, v);
