@@ -23,8 +23,11 @@ fn export_env(endpoint: &str, extra: &[&str]) -> Vec<String> {
     env
 }
 
+/// The receivers (and the closed ports of the fault tests) are all on loopback.
+const ALLOW_LOOPBACK: [&str; 2] = ["--allowed-outbound-hosts", "*://127.0.0.1:*"];
+
 fn start(env: &[String], host_args: &[&str]) -> Host {
-    let mut args: Vec<&str> = Vec::new();
+    let mut args: Vec<&str> = ALLOW_LOOPBACK.to_vec();
     for e in env {
         args.push("--env");
         args.push(e);
@@ -224,6 +227,53 @@ fn a_collector_answering_503_or_429_is_retried_then_given_up() {
     }
 }
 
+/// A collector the host does not let guests reach (Spin without it in
+/// `allowed_outbound_hosts`; here without `--allowed-outbound-hosts`): runtime-host says so at
+/// start and at the first refusal, the component turns each signal off once with
+/// `host not allowed`, and requests are served as if nothing were exported.
+#[test]
+fn a_collector_the_host_does_not_allow_is_said_once_and_changes_no_answer() {
+    let receiver = Receiver::start(Behaviour::Accept);
+    let mut args: Vec<String> = Vec::new();
+    for e in export_env(&receiver.url(), &[]) {
+        args.push("--env".to_owned());
+        args.push(e);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let host = Host::start_with_env(&args, &[]);
+    let hint = format!("--allowed-outbound-hosts {}", receiver.url());
+    host.wait_stderr("the host's warning at start", |l| {
+        l.contains("exports OTLP to a host --allowed-outbound-hosts does not allow")
+            && l.contains(&hint)
+    });
+    serve_normally(&host, 30);
+    for signal in ["traces", "logs", "metrics"] {
+        host.wait_stderr(&format!("{signal} turned off"), |l| {
+            l.contains("\"event\":\"otlp.export_off\"")
+                && l.contains(&format!("\"signal\":\"{signal}\""))
+                && l.contains("host not allowed")
+        });
+    }
+    serve_normally(&host, 30);
+    std::thread::sleep(Duration::from_millis(300));
+    let stderr = host.stderr();
+    let off = stderr
+        .iter()
+        .filter(|l| l.contains("otlp.export_off"))
+        .count();
+    // Once per signal per instance: a handful of instances at most, never once per request.
+    assert!(
+        (3..=12).contains(&off),
+        "{off} export_off lines: {stderr:?}"
+    );
+    let refused = stderr
+        .iter()
+        .filter(|l| l.contains("a guest's outgoing request was refused"))
+        .count();
+    assert_eq!(refused, 1, "said once per origin: {stderr:?}");
+    receiver.with(|r| assert!(r.requests.is_empty(), "nothing reached the collector"));
+}
+
 #[test]
 fn a_slow_or_hanging_collector_times_out() {
     for behaviour in [
@@ -250,7 +300,7 @@ fn every_stdout_write_of_the_middleware_holds_one_line() {
         ],
         export_env(&receiver.url(), &["EDGE_OBS_SPANS=on"]),
     ] {
-        let mut args: Vec<&str> = Vec::new();
+        let mut args: Vec<&str> = ALLOW_LOOPBACK.to_vec();
         for e in &env {
             args.push("--env");
             args.push(e);

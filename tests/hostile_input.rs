@@ -1000,3 +1000,51 @@ fn app_metric_label_values_are_escaped_on_metrics() {
     promtool_check(&text);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An app may call only the hosts `--allowed-outbound-hosts` allows, as under Spin: by
+/// default nothing, not the host's own admin port, not a cloud metadata address. The app gets
+/// `HttpRequestDenied` at once, and the host says once which flag would allow the origin.
+#[test]
+fn an_app_may_call_only_the_hosts_it_is_allowed() {
+    let host = Host::start(&[]);
+    let admin = format!("http://{}/livez", host.admin);
+    let r = get(host.addr, &format!("/fetch?url={admin}"), &[]);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().contains("HttpRequestDenied"), "{}", r.text());
+    let hint = format!("--allowed-outbound-hosts http://{}", host.admin);
+    host.wait_stderr("the refusal, with the flag", |l| {
+        l.contains("a guest's outgoing request was refused") && l.contains(&hint)
+    });
+    let metadata = get(
+        host.addr,
+        "/fetch?url=http://169.254.169.254/latest/meta-data/",
+        &[],
+    );
+    assert_eq!(metadata.status, 502);
+    assert!(metadata.text().contains("HttpRequestDenied"));
+    // Said once per origin, however often the app tries.
+    for _ in 0..5 {
+        assert_eq!(
+            get(host.addr, &format!("/fetch?url={admin}"), &[]).status,
+            502
+        );
+    }
+    let said = host
+        .stderr()
+        .iter()
+        .filter(|l| l.contains("a guest's outgoing request was refused") && l.contains(&hint))
+        .count();
+    assert_eq!(said, 1);
+
+    let allowed = Host::start(&["--allowed-outbound-hosts", "http://127.0.0.1:*"]);
+    let admin = format!("http://{}/livez", allowed.admin);
+    let r = get(allowed.addr, &format!("/fetch?url={admin}"), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], 200);
+
+    // A bad pattern is refused at start, naming it.
+    let Err(bad) = Host::try_start(&["--allowed-outbound-hosts", "127.0.0.1:4318"]) else {
+        panic!("a pattern without a scheme was accepted");
+    };
+    assert!(bad.contains("no scheme"), "{bad}");
+}

@@ -3,6 +3,7 @@
 //! each part's own settings.
 
 use crate::admin::dashboard::auth::AdminToken;
+use crate::serving::outbound::Pattern;
 use crate::serving::rate_limit::{self, KeySource, Rate};
 use anyhow::{Context, Result, bail};
 use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
@@ -125,6 +126,14 @@ pub struct Args {
     /// `/readyz` at 503 until it is.
     #[arg(long, requires = "upstream")]
     pub require_upstream: bool,
+
+    /// A host the components' own outgoing requests may reach (an app's calls, the
+    /// middleware's OTLP export), in Spin's `allowed_outbound_hosts` syntax:
+    /// `http://127.0.0.1:4318`, `https://*.example.com`, `*://*:*` for any. Repeatable or
+    /// comma-separated; with none, guests may call nothing (as under Spin). Upstream mode's
+    /// origin needs no entry.
+    #[arg(long, value_name = "PATTERN", value_delimiter = ',', value_parser = parse_outbound_pattern)]
+    pub allowed_outbound_hosts: Vec<Pattern>,
 
     /// Connect timeout for the upstream origin.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
@@ -432,6 +441,10 @@ impl FromStr for DurationArg {
     fn from_str(s: &str) -> Result<Self, String> {
         parse_duration(s).map(DurationArg)
     }
+}
+
+fn parse_outbound_pattern(s: &str) -> Result<Pattern, String> {
+    Pattern::parse(s.trim()).map_err(|e| e.to_string())
 }
 
 fn parse_key_value(s: &str) -> Result<(String, String), String> {

@@ -17,6 +17,7 @@
 //! | `/alloc/{mb}` | allocates and touches `mb` MiB, then 200 `{"allocated_mb": mb}`; traps when memory runs out |
 //! | `/echo-body` | 200, the request body streamed back (with the request's `content-type`) |
 //! | `/app-metric` | prints one `edge_obs.app_metric.v1` counter line ([`APP_METRIC_LINE`]) to stdout, then 200 `counted\n` |
+//! | `/fetch?url=...` | sends `GET url` through `wasi:http/client`, then 200 `{"status": N}`, or 502 `{"error": "..."}` when the host refused or failed it |
 //! | `/print?line=...&via=wasip3` | prints the percent-decoded `line` and a `\n` to stdout in one write (through `wasi:cli/stdout@0.2` by default, `@0.3.0` with `via=wasip3`), then 200 `printed\n` |
 //! | anything else | 200 `application/json` echo of the request: `{"method", "path", "query", "headers"}` |
 //!
@@ -77,6 +78,8 @@ pub enum Route {
     ForgeMetric,
     /// `/app-metric`
     AppMetric,
+    /// `/fetch?url=...`: the percent-decoded URL to send a GET to.
+    Fetch(String),
     /// `/print?line=...`: the line to print (without its `\n`), and whether to write it
     /// through `wasi:cli/stdout@0.3.0` rather than the WASI 0.2 stdout `std` uses.
     Print {
@@ -104,6 +107,12 @@ impl Route {
             "/forge-metric" => Route::ForgeMetric,
             "/app-metric" => Route::AppMetric,
             "/print" => Route::print(query.unwrap_or("")),
+            "/fetch" => Route::Fetch(
+                query_pairs(query.unwrap_or(""))
+                    .find(|(name, _)| name == b"url")
+                    .map(|(_, url)| String::from_utf8_lossy(&url).into_owned())
+                    .unwrap_or_default(),
+            ),
             _ => Route::parse_with_number(path, query),
         }
     }
@@ -278,8 +287,29 @@ pub mod component {
                     Bytes::from_static(b"printed\n"),
                 )
             }
+            Route::Fetch(url) => fetch(&url).await,
             Route::Echo => echo(&req),
             Route::BadRequest(message) => bad_request(message),
+        }
+    }
+
+    /// `/fetch`: a GET to `url` through `wasi:http/client`, as an app calling another
+    /// service would; what came back, or why nothing did.
+    async fn fetch(url: &str) -> HandlerResult {
+        let request = spin_sdk::http::Request::get(url).body(EmptyBody::new());
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return bad_request(format!("{url:?}: {e}")),
+        };
+        match spin_sdk::http::send(request).await {
+            Ok(response) => json(
+                StatusCode::OK,
+                &json!({ "status": response.status().as_u16() }),
+            ),
+            Err(e) => json(
+                StatusCode::BAD_GATEWAY,
+                &json!({ "error": format!("{e:?}") }),
+            ),
         }
     }
 

@@ -17,6 +17,7 @@ use crate::serving::chain::LinkedPre;
 use crate::serving::components::{self, AppStdout, Backend, Composition, Source};
 use crate::serving::engine;
 use crate::serving::guest_output::{OutputSink, Role};
+use crate::serving::outbound::AllowedHosts;
 use crate::serving::pool::{ChainPre, InstanceFactory};
 use crate::serving::rate_limit::RateLimiter;
 use crate::serving::request::{self, Requests, stopped};
@@ -96,6 +97,8 @@ impl Server {
                 .filter(|s| otlp.exports(*s))
                 .collect()
         };
+        let outbound = Arc::new(settings::outbound(args)?);
+        warn_of_refused_export(&middleware, &outbound.allowed);
         let page = settings::dashboard(args);
         // The admin page's request list is kept only while the page is on.
         let recent_requests = if page.is_some() {
@@ -143,6 +146,7 @@ impl Server {
                 sink: sink.clone(),
                 upstream: chain.upstream.clone(),
                 max_memory: args.max_memory as usize,
+                outbound: outbound.clone(),
                 // Library mode: the app is its own middleware.
                 stdout_role: if chain.has_middleware || args.library_mode {
                     Role::Middleware
@@ -533,6 +537,31 @@ fn check_middleware_settings(env: &[(String, String)], strict: bool) -> Result<M
         );
     }
     Ok(middleware)
+}
+
+/// Says at start, once per endpoint, when the middleware exports OTLP to a collector the
+/// guests may not reach: otherwise the first sign would be the component's
+/// `host not allowed` line at the first export.
+fn warn_of_refused_export(middleware: &Middleware, allowed: &AllowedHosts) {
+    let otlp = &middleware.config().otlp;
+    if !middleware.config().enabled {
+        return;
+    }
+    let mut said = Vec::new();
+    for endpoint in otlp.endpoints.iter().flatten() {
+        let scheme = if endpoint.https { "https" } else { "http" };
+        let Ok(uri) = format!("{scheme}://{}/", endpoint.authority).parse::<http::Uri>() else {
+            continue;
+        };
+        let hint = AllowedHosts::hint(&uri);
+        if !allowed.allows(&uri) && !said.contains(&hint) {
+            tracing::warn!(
+                collector = %hint,
+                "the middleware exports OTLP to a host --allowed-outbound-hosts does not allow; its exports will be refused (add `--allowed-outbound-hosts {hint}`)"
+            );
+            said.push(hint);
+        }
+    }
 }
 
 fn spawn_epoch_ticker(engine: Engine) {

@@ -7,7 +7,9 @@ use crate::admin::dashboard::{ChainInfo, ComponentInfo, DashboardConfig, Limits}
 use crate::cli::{Args, ChainMode};
 use crate::serving::components::{Backend, Source};
 use crate::serving::engine::EngineLimits;
+use crate::serving::outbound::AllowedHosts;
 use crate::serving::pool::PoolLimits;
+use crate::serving::store::Outbound;
 use telemetry::otlp::settings::{OtlpSettings, Signal};
 use telemetry::pipeline::PipelineSettings;
 use telemetry::window::Objectives;
@@ -47,6 +49,15 @@ pub fn pipeline(
         recent_requests,
         otlp: Some(otlp),
     }
+}
+
+/// Where the guests' own requests may go (`--allowed-outbound-hosts`).
+pub fn outbound(args: &Args) -> anyhow::Result<Outbound> {
+    Ok(Outbound {
+        allowed: AllowedHosts::new(args.allowed_outbound_hosts.clone())
+            .map_err(anyhow::Error::msg)?,
+        refusals: Default::default(),
+    })
 }
 
 /// The admin token (`--admin-token`, `RUNTIME_HOST_ADMIN_TOKEN`), for serve and collect mode

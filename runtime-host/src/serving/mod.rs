@@ -8,6 +8,7 @@ pub mod chain;
 pub mod components;
 pub mod engine;
 pub mod guest_output;
+pub mod outbound;
 pub mod pool;
 pub mod rate_limit;
 pub mod request;

@@ -2,6 +2,7 @@
 //! memory limits and the guests' output, and how a new store is made.
 
 use crate::serving::guest_output::{GuestOutput, OutputSink, Role};
+use crate::serving::outbound::{AllowedHosts, Refusals};
 use crate::serving::upstream::{Upstream, UpstreamView};
 use http_body_util::BodyExt;
 use std::future::Future;
@@ -114,8 +115,21 @@ impl ResourceLimiter for MemoryLimiter {
 }
 
 /// The guests' own outgoing requests (`wasi:http/client`: an app's calls, the middleware's
-/// OTLP export): wasmtime's default client, wherever they are addressed.
-struct Hooks;
+/// OTLP export): wasmtime's default client, to the hosts `--allowed-outbound-hosts` allows
+/// (others get `HttpRequestDenied`, as under Spin).
+#[derive(Clone)]
+struct Hooks {
+    outbound: Arc<Outbound>,
+}
+
+/// The allow list of the guests' outgoing requests, and what was said about refusals.
+#[derive(Default)]
+pub struct Outbound {
+    /// The hosts guests may send requests to.
+    pub allowed: AllowedHosts,
+    /// Refusals logged so far.
+    pub refusals: Refusals,
+}
 
 type IoFuture = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
 
@@ -142,6 +156,10 @@ impl WasiHttpHooks for Hooks {
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _result: IoFuture,
     ) -> SendFuture {
+        if !self.outbound.allowed.allows(request.uri()) {
+            self.outbound.refusals.refused(request.uri());
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
         Box::new(async move {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
@@ -156,6 +174,7 @@ impl WasiHttpHooks for Hooks {
 /// keep-alive pool. Only the request the chain forwards goes there, never a guest's own.
 struct UpstreamHooks {
     upstream: Option<Arc<Upstream>>,
+    guests: Hooks,
 }
 
 impl WasiHttpHooks for UpstreamHooks {
@@ -179,7 +198,7 @@ impl WasiHttpHooks for UpstreamHooks {
                 })
             }
             // The import is only linked in upstream mode.
-            None => Hooks.send_request(request, options, result),
+            None => self.guests.send_request(request, options, result),
         }
     }
 }
@@ -196,6 +215,8 @@ pub struct StoreTemplate {
     pub upstream: Option<Arc<Upstream>>,
     /// Largest linear memory of one instance, in bytes.
     pub max_memory: usize,
+    /// Where the guests' own requests may go.
+    pub outbound: Arc<Outbound>,
     /// Who writes to the store's own stdout: the middleware, or (with no middleware in the
     /// chain) the app.
     pub stdout_role: Role,
@@ -215,9 +236,14 @@ impl StoreTemplate {
             table: ResourceTable::new(),
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            hooks: Hooks,
+            hooks: Hooks {
+                outbound: self.outbound.clone(),
+            },
             upstream: UpstreamHooks {
                 upstream: self.upstream.clone(),
+                guests: Hooks {
+                    outbound: self.outbound.clone(),
+                },
             },
             limits: MemoryLimiter {
                 inner: StoreLimitsBuilder::new()
