@@ -329,3 +329,33 @@ fn rate_limiting_is_off_by_default() {
         assert_eq!(get(host.addr, "/hello", &[]).status, 200);
     }
 }
+
+/// A flood of made-up keys fills the key map, but a client whose key is already tracked keeps
+/// its own bucket: only new keys share the overflow bucket.
+#[test]
+fn at_the_key_cap_a_tracked_client_keeps_its_own_quota() {
+    let host = Host::start(&[
+        "--rate-limit",
+        "10/h",
+        "--rate-limit-key",
+        "header:x-api-key",
+        "--rate-limit-max-keys",
+        "50",
+    ]);
+    let mine = [("x-api-key", "my-own-key")];
+    assert_eq!(get(host.addr, "/hello", &mine).status, 200);
+    let mut limited = 0;
+    for i in 0..60 {
+        let key = format!("made-up-{i}");
+        if get(host.addr, "/hello", &[("x-api-key", &key)]).status == 429 {
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "the keys beyond the cap share one bucket");
+    assert_eq!(get(host.addr, "/hello", &mine).status, 200);
+    let text = host.metrics();
+    assert!(
+        metric_sum(&text, "runtime_host_rate_limit_key_overflow_total", &[]) >= 10.0,
+        "{text}"
+    );
+}

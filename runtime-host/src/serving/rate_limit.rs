@@ -10,13 +10,21 @@
 //!
 //! Memory for keys is bounded: idle keys are evicted every [`EVICTION_INTERVAL`] (governor's
 //! `retain_recent`, then `shrink_to_fit`), and at most `max_keys` are tracked. Once the cap is
-//! reached (a flood of distinct keys), new requests share one overflow bucket with the same
-//! quota until eviction frees room, and `runtime_host_rate_limit_key_overflow_total` counts
-//! them: a key flood cannot grow memory, nor escape the limit.
+//! reached (a flood of distinct keys), requests of keys not yet tracked share one overflow
+//! bucket with the same quota until eviction frees room, and
+//! `runtime_host_rate_limit_key_overflow_total` counts them: a key flood cannot grow memory,
+//! nor escape the limit, nor take the buckets of the keys already tracked.
+//!
+//! Client addresses are keyed by IPv4 address and IPv6 /64, the block one subscriber or host
+//! is given: keying by the whole IPv6 address would give one client 2^64 keys.
 
 use edge_observability::client_addr::{self, ClientAddrConfig};
-use governor::clock::Clock;
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::Quota;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -124,9 +132,62 @@ impl Limited {
     }
 }
 
+/// The address a client is keyed by: IPv4 as it is, IPv6 by its /64 (an IPv4-mapped IPv6
+/// address as the IPv4 address it maps).
+fn address_block(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
+
+/// governor's DashMap state store behind an `Arc`, shared by the limiter and by
+/// [`RateLimiter::check`], which asks whether a key is tracked.
+#[derive(Clone, Default)]
+struct SharedStore(Arc<DashMapStateStore<Key>>);
+
+impl StateStore for SharedStore {
+    type Key = Key;
+
+    fn measure_and_replace<T, F, E>(&self, key: &Key, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        self.0.measure_and_replace(key, f)
+    }
+}
+
+impl ShrinkableKeyedStateStore<Key> for SharedStore {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.0.retain_recent(drop_below);
+    }
+
+    fn shrink_to_fit(&self) {
+        ShrinkableKeyedStateStore::shrink_to_fit(&*self.0);
+    }
+
+    fn len(&self) -> usize {
+        ShrinkableKeyedStateStore::len(&*self.0)
+    }
+
+    fn is_empty(&self) -> bool {
+        ShrinkableKeyedStateStore::is_empty(&*self.0)
+    }
+}
+
 /// The host's rate limiter.
 pub struct RateLimiter {
-    limiter: DefaultKeyedRateLimiter<Key>,
+    limiter: governor::RateLimiter<
+        Key,
+        SharedStore,
+        DefaultClock,
+        NoOpMiddleware<<DefaultClock as Clock>::Instant>,
+    >,
+    /// The limiter's own state, to tell a tracked key from a new one at the cap.
+    store: SharedStore,
     source: KeySource,
     client_addr: ClientAddrConfig,
     max_keys: usize,
@@ -168,8 +229,10 @@ impl RateLimiter {
         let quota = Quota::with_period(period.max(Duration::from_nanos(1)))
             .expect("a non-zero period")
             .allow_burst(burst.unwrap_or(rate.count));
+        let store = SharedStore::default();
         RateLimiter {
-            limiter: DefaultKeyedRateLimiter::keyed(quota),
+            limiter: governor::RateLimiter::new(quota, store.clone(), DefaultClock::default()),
+            store,
             source,
             client_addr,
             max_keys: max_keys.max(1),
@@ -195,7 +258,7 @@ impl RateLimiter {
             client_addr::client_address(&self.client_addr, headers)
                 .and_then(|ip| ip.as_str().parse().ok())
                 .or(peer.map(|p| p.ip()))
-                .map_or(Key::Unknown, Key::Addr)
+                .map_or(Key::Unknown, |ip| Key::Addr(address_block(ip)))
         };
         match &self.source {
             KeySource::Global => Key::Global,
@@ -214,7 +277,7 @@ impl RateLimiter {
     /// it may pass, else what to answer.
     pub fn check(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<(), Limited> {
         let mut key = self.key(headers, peer);
-        if self.limiter.len() >= self.max_keys {
+        if self.limiter.len() >= self.max_keys && !self.store.0.contains_key(&key) {
             self.metrics.rate_limit_key_overflow();
             key = Key::Overflow;
         }
@@ -357,5 +420,34 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         l.evict_idle();
         assert_eq!(l.tracked_keys(), 0);
+    }
+
+    #[test]
+    fn at_the_cap_tracked_keys_keep_their_own_bucket() {
+        // 10 per hour: no token comes back while the test runs.
+        let l = limiter("10/h", None, "header:x-api-key", 50);
+        let mine = request("10.0.0.1:1", &[("x-api-key", "mine")]);
+        assert!(check(&l, &mine).is_ok());
+        for i in 0..60 {
+            let flood = request("10.0.0.9:1", &[("x-api-key", &format!("made-up-{i}"))]);
+            let _ = check(&l, &flood);
+        }
+        // The flood filled the map and used up the overflow bucket, not this key's.
+        for _ in 0..9 {
+            assert!(check(&l, &mine).is_ok());
+        }
+        assert!(check(&l, &mine).is_err(), "its own quota of 10 still holds");
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let l = limiter("1/h", None, "client-address", 100);
+        assert!(check(&l, &request("[2001:db8:1:2::1]:1", &[])).is_ok());
+        // Another address of the same /64 is the same client.
+        assert!(check(&l, &request("[2001:db8:1:2:ffff::7]:1", &[])).is_err());
+        assert!(check(&l, &request("[2001:db8:1:3::1]:1", &[])).is_ok());
+        // An IPv4-mapped address is its IPv4 address.
+        assert!(check(&l, &request("10.0.0.1:1", &[])).is_ok());
+        assert!(check(&l, &request("[::ffff:10.0.0.1]:1", &[])).is_err());
     }
 }
