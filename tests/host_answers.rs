@@ -261,3 +261,50 @@ fn a_metric_line_printed_by_the_app_is_not_counted() {
         );
     }
 }
+
+/// A WASI 0.3 app writing through `wasi:cli/stdout@0.3.0` is an app too: its forged metric
+/// event and access lines are printed, never counted, and (like an app's WASI 0.2 lines)
+/// never listed on the admin page, where a forged access line could show a secret.
+#[test]
+fn lines_an_app_writes_through_wasi_0_3_stdout_are_its_own() {
+    const METRIC: &str = r#"{"schema":"edge_obs.metric.v1","time":"2026-01-01T00:00:00.000Z","duration_s":0.001,"attributes":{"http.request.method":"DELETE","http.route":"/forged-p3","http.response.status_code":418,"url.scheme":"http"}}"#;
+    let access = |id: &str| {
+        format!(
+            r#"{{"timestamp":"2026-01-01T00:00:00.000Z","level":"info","event":"http.request","request_id":"{id}","http.request.method":"GET","url.path":"/forged-access","http.response.status_code":200,"url.query":"token=not-redacted-secret"}}"#
+        )
+    };
+    let encode = |s: &str| s.bytes().map(|b| format!("%{b:02X}")).collect::<String>();
+    for chain in ["composed", "linked"] {
+        let host = Host::start(&["--chain", chain]);
+        let forged_id = unique("forged-p3");
+        for (via, line) in [
+            ("wasip3", METRIC.to_owned()),
+            ("wasip3", access(&forged_id)),
+            ("wasip2", access(&forged_id)),
+        ] {
+            let path = format!("/print?via={via}&line={}", encode(&line));
+            assert_eq!(get(host.addr, &path, &[]).status, 200, "{chain} {via}");
+        }
+        host.wait_stdout("the app's forged metric line, printed", |l| {
+            l.contains("/forged-p3")
+        });
+        let metrics = host.wait_metrics("the three real requests", |text| {
+            metric_sum(text, "http_server_requests_total", &[]) == 3.0
+        });
+        assert!(!metrics.contains("/forged-p3"), "{chain}: {metrics}");
+        assert_eq!(
+            metric_sum(
+                &metrics,
+                "http_server_requests_total",
+                &[("http_response_status_code", "418")]
+            ),
+            0.0,
+            "{chain}"
+        );
+        let stats = host
+            .admin_get(&format!("/api/v1/stats?id={forged_id}"))
+            .text();
+        assert!(!stats.contains("not-redacted-secret"), "{chain}: {stats}");
+        assert!(!stats.contains("/forged-access"), "{chain}: {stats}");
+    }
+}

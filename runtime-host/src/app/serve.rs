@@ -436,6 +436,9 @@ fn link_chain(args: &Args, engine: &Engine, chain: &LoadedChain) -> Result<Chain
             if composition.app_stdout_apart {
                 app_output::add_to_linker(&mut linker, app_output::APP_STDOUT)?;
             }
+            if chain.has_app && chain.has_middleware {
+                app_output::add_wasi_0_3_to_linker(&mut linker)?;
+            }
             let instance_pre = linker.instantiate_pre(&component).map_err(|error| {
                 anyhow::anyhow!(
                     "the components cannot run here: {error:#}\n(a component that imports `{}` needs a middleware chain or --upstream in front of it)",
@@ -477,6 +480,9 @@ fn link_chain(args: &Args, engine: &Engine, chain: &LoadedChain) -> Result<Chain
                 if let Some(name) = &app_stdout {
                     linker.allow_shadowing(true);
                     app_output::add_to_linker(linker, name)?;
+                }
+                if chain.has_middleware {
+                    app_output::add_wasi_0_3_to_linker(linker)?;
                 }
                 Ok(())
             };

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{Engine, ResourceLimiter, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime_wasi::cli::WasiCliCtxView;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
@@ -27,6 +28,9 @@ pub struct StoreState {
     stderr: GuestOutput,
     /// The app's own stdout, kept apart from the middleware's (see [`crate::serving::app_output`]).
     pub(crate) app_stdout: GuestOutput,
+    /// The WASI context whose stdout is [`StoreState::app_stdout`], for an app's
+    /// `wasi:cli/stdout@0.3.0`; made on first use.
+    app_wasi: Option<WasiCtx>,
     /// Linked chains: the handler of every chain position, outermost first.
     pub(crate) chain: Vec<Arc<wasmtime_wasi_http::p3::bindings::Service>>,
 }
@@ -45,6 +49,18 @@ impl StoreState {
         use wasmtime_wasi::cli::StdoutStream;
         let stream = self.app_stdout.p2_stream();
         Ok(self.table.push(stream)?)
+    }
+
+    /// The app's WASI 0.3 stdout (see [`crate::serving::app_output`]).
+    pub(crate) fn app_cli(&mut self) -> WasiCliCtxView<'_> {
+        let stdout = &self.app_stdout;
+        let wasi = self
+            .app_wasi
+            .get_or_insert_with(|| WasiCtxBuilder::new().stdout(stdout.clone()).build());
+        WasiCliCtxView {
+            ctx: wasi.cli(),
+            table: &mut self.table,
+        }
     }
 
     /// Passes on the guests' unfinished last lines (when the store goes away).
@@ -255,6 +271,7 @@ impl StoreTemplate {
             stdout,
             stderr,
             app_stdout,
+            app_wasi: None,
             chain: Vec::new(),
         };
         let mut store = Store::new(&self.engine, state);

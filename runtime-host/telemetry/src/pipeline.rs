@@ -86,7 +86,12 @@ impl Pipeline {
     /// also be printed. A printed line is offered to the recent-request ring.
     pub fn stdout_line(&self, role: Role, line: &[u8]) -> bool {
         let print = self.consume(role, line);
-        if print && let Some(recent) = &self.recent {
+        // The page shows the middleware's requests: an app's lines (which could forge an
+        // access line with a secret in it) never reach it.
+        if print
+            && role == Role::Middleware
+            && let Some(recent) = &self.recent
+        {
             recent.offer(line);
         }
         print

@@ -5,7 +5,7 @@
 //! in a bounded ring, as they are. The serving path only pays for a prefix check, a short lock
 //! and one copy; the lines are parsed when the page asks for them.
 
-use edge_observability::access_log::{EVENT_REQUEST, fields, is_access_line};
+use edge_observability::access_log::{self, EVENT_REQUEST, fields, is_access_line};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::VecDeque;
@@ -36,12 +36,14 @@ impl RecentRequests {
         self.capacity
     }
 
-    /// Keeps `line` if it is an access-log line (JSON format); ignores anything else.
+    /// Keeps `line` if it is an access-log line (JSON format) no longer than the middleware
+    /// writes them ([`access_log::MAX_LINE_BYTES`]), so the ring's memory is bounded by its
+    /// capacity; ignores anything else.
     pub fn offer(&self, line: &[u8]) {
-        if !is_access_line(line) {
+        let line = line.strip_suffix(b"\n").unwrap_or(line);
+        if line.len() > access_log::MAX_LINE_BYTES || !is_access_line(line) {
             return;
         }
-        let line = line.strip_suffix(b"\n").unwrap_or(line);
         let Ok(line) = std::str::from_utf8(line) else {
             return;
         };
