@@ -1048,3 +1048,28 @@ fn an_app_may_call_only_the_hosts_it_is_allowed() {
     };
     assert!(bad.contains("no scheme"), "{bad}");
 }
+
+/// DNS rebinding: a web page the operator visits points a name of its own at the admin
+/// address. Every path but the probes refuses a `Host` that is neither an IP address,
+/// `localhost` nor an `--admin-host` name.
+#[test]
+fn the_admin_address_refuses_names_it_was_not_given() {
+    let admin_get = |host: &Host, path: &str, name: &str| {
+        send(
+            host.admin,
+            format!("GET {path} HTTP/1.1\r\nhost: {name}\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    let host = Host::start(&[]);
+    for path in ["/metrics", "/", "/api/v1/stats"] {
+        let r = admin_get(&host, path, "rebound.attacker.example:9464");
+        assert_eq!(r.status, 403, "{path}");
+        assert!(r.text().contains("--admin-host rebound.attacker.example"), "{}", r.text());
+        assert_eq!(admin_get(&host, path, &host.admin.to_string()).status, 200, "{path}");
+        assert_eq!(admin_get(&host, path, "localhost:9464").status, 200, "{path}");
+    }
+    assert_eq!(admin_get(&host, "/readyz", "rebound.attacker.example").status, 200);
+    let named = Host::start(&["--admin-host", "admin.internal.example"]);
+    assert_eq!(admin_get(&named, "/metrics", "admin.internal.example:9464").status, 200);
+    assert_eq!(admin_get(&named, "/metrics", "other.example").status, 403);
+}

@@ -207,6 +207,12 @@ pub struct Args {
     )]
     pub admin_token: Option<String>,
 
+    /// A DNS name the admin address answers to (repeatable or comma-separated), besides IP
+    /// addresses and `localhost`: other names get 403 on every path but the probes, so a web
+    /// page cannot read the admin address through a name of its own (DNS rebinding).
+    #[arg(long, value_name = "NAME", value_delimiter = ',', global = true)]
+    pub admin_host: Vec<String>,
+
     /// Do not serve the live page (/) and its data (/api/v1/stats) on the admin address.
     #[arg(long)]
     pub no_admin_page: bool,

@@ -20,7 +20,7 @@
 pub mod dashboard;
 
 use crate::admin::dashboard::Dashboard;
-use crate::admin::dashboard::auth::AdminToken;
+use crate::admin::dashboard::auth::{AdminHosts, AdminToken};
 use crate::health::Health;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -69,6 +69,8 @@ pub struct AdminContext {
     pub dashboard: Option<Arc<Dashboard>>,
     /// The token every non-probe path needs; `None` for an open admin address.
     pub token: Option<AdminToken>,
+    /// The `Host` names every non-probe path may be asked under.
+    pub hosts: AdminHosts,
 }
 
 impl AdminContext {
@@ -79,6 +81,7 @@ impl AdminContext {
             metrics,
             dashboard: None,
             token: None,
+            hosts: AdminHosts::default(),
         }
     }
 }
@@ -168,6 +171,15 @@ pub const STATS_PATH: &str = "/api/v1/stats";
 /// the page's small in-memory state.
 fn handle(req: &Request<Incoming>, ctx: &AdminContext) -> Response<Full<Bytes>> {
     let path = req.uri().path();
+    if !ctx.hosts.allows(path, req.headers()) {
+        let name = AdminHosts::requested(req.headers());
+        return text(
+            StatusCode::FORBIDDEN,
+            format!(
+                "the admin address does not answer to the name `{name}` (add --admin-host {name})\n"
+            ),
+        );
+    }
     if let Some(token) = &ctx.token
         && !token.allows(path, req.uri().query(), req.headers())
     {

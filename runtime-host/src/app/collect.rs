@@ -18,6 +18,7 @@ use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admin::dashboard::auth::AdminHosts;
 use crate::admin::{self, AdminContext};
 use crate::app::settings;
 use crate::cli::{Args, CollectArgs};
@@ -134,6 +135,7 @@ pub async fn run(
         admin_listener,
         AdminContext {
             token,
+            hosts: AdminHosts::new(&args.admin_host),
             ..AdminContext::new(health.clone(), pipeline.metrics().clone())
         },
         async move {

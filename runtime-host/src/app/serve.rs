@@ -6,7 +6,8 @@
 //! pool policy, per-request handling and the host's own answers), telemetry (the
 //! [`Pipeline`] every guest line feeds) and the admin server ([`crate::admin`]).
 
-use crate::admin::dashboard::{ChainInfo, Dashboard, auth::AdminToken};
+use crate::admin::dashboard::auth::{AdminHosts, AdminToken};
+use crate::admin::dashboard::{ChainInfo, Dashboard};
 use crate::admin::{self, AdminContext};
 use crate::app::settings;
 use crate::cli::{Args, ChainMode};
@@ -53,6 +54,7 @@ pub struct Server {
     /// The admin page's state, unless `--no-admin-page`.
     dashboard: Option<Arc<Dashboard>>,
     admin_token: Option<AdminToken>,
+    admin_hosts: AdminHosts,
     /// Guest lines in, metrics and exports out; flushed at shutdown.
     pipeline: Arc<Pipeline>,
 }
@@ -202,6 +204,7 @@ impl Server {
             description: chain.description,
             dashboard,
             admin_token,
+            admin_hosts: AdminHosts::new(&args.admin_host),
             pipeline,
         })
     }
@@ -232,6 +235,7 @@ impl Server {
             description,
             dashboard,
             admin_token,
+            admin_hosts,
             pipeline,
         } = self;
 
@@ -249,6 +253,7 @@ impl Server {
         let admin = AdminContext {
             dashboard,
             token: admin_token,
+            hosts: admin_hosts,
             ..AdminContext::new(health.clone(), metrics.clone())
         };
         let admin_task = tokio::spawn(admin::serve(admin_listener, admin, stopped(admin_stop_rx)));

@@ -5,9 +5,13 @@
 //! page itself (`GET /`) may also be opened with `?token=<token>`, because a browser cannot
 //! add a header to a typed address; the page then removes the token from the address bar and
 //! sends it as a header on its own requests. Tokens are compared in constant time.
+//!
+//! The `Host` of every non-probe request is checked too ([`AdminHosts`]): a web page the
+//! operator visits could otherwise read `/metrics` and `/api/v1/stats` of an admin address
+//! without a token by pointing a name of its own at it (DNS rebinding).
 
-use http::HeaderMap;
-use http::header::AUTHORIZATION;
+use http::header::{AUTHORIZATION, HOST};
+use http::{HeaderMap, HeaderValue};
 use subtle::ConstantTimeEq;
 
 /// Paths answered without the token.
@@ -123,5 +127,102 @@ mod tests {
         assert!(AdminToken::new("a b").is_err());
         let t = AdminToken::new("visible?").unwrap();
         assert!(!format!("{t:?}").contains("visible"));
+    }
+}
+
+/// The names the admin address answers to besides IP addresses and `localhost`
+/// (`--admin-host`): an IP literal or `localhost` cannot be a rebound name, and
+/// orchestrators and Prometheus address pods by IP; a DNS name must be listed.
+#[derive(Clone, Debug, Default)]
+pub struct AdminHosts {
+    names: Vec<String>,
+}
+
+impl AdminHosts {
+    /// The extra names, compared without regard to case.
+    pub fn new(names: &[String]) -> AdminHosts {
+        AdminHosts {
+            names: names.iter().map(|n| n.to_ascii_lowercase()).collect(),
+        }
+    }
+
+    /// Whether a request for `path` with this `Host` may proceed. Requests without `Host`
+    /// (not from a browser, which always sends one) may.
+    pub fn allows(&self, path: &str, headers: &HeaderMap) -> bool {
+        if OPEN_PATHS.contains(&path) {
+            return true;
+        }
+        let mut hosts = headers.get_all(HOST).iter();
+        match (hosts.next(), hosts.next()) {
+            (None, _) => true,
+            (Some(host), None) => self.allows_host(host),
+            (Some(_), Some(_)) => false,
+        }
+    }
+
+    fn allows_host(&self, host: &HeaderValue) -> bool {
+        let Some(authority) = host
+            .to_str()
+            .ok()
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+        else {
+            return false;
+        };
+        let name = authority.host();
+        let bare = name.trim_start_matches('[').trim_end_matches(']');
+        bare.parse::<std::net::IpAddr>().is_ok()
+            || name.eq_ignore_ascii_case("localhost")
+            || self.names.iter().any(|n| name.eq_ignore_ascii_case(n))
+    }
+
+    /// The refusal's hint: the name the request used.
+    pub fn requested(headers: &HeaderMap) -> String {
+        headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+            .map(|a| a.host().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod host_tests {
+    use super::*;
+
+    fn with_host(h: &str) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        m.insert(HOST, HeaderValue::from_str(h).unwrap());
+        m
+    }
+
+    #[test]
+    fn names_must_be_listed_addresses_pass() {
+        let hosts = AdminHosts::new(&["admin.example.com".to_owned()]);
+        for ok in [
+            "127.0.0.1:9464",
+            "10.1.2.3:9464",
+            "[::1]:9464",
+            "localhost:9464",
+            "LOCALHOST",
+            "Admin.Example.com:9464",
+        ] {
+            assert!(hosts.allows("/metrics", &with_host(ok)), "{ok}");
+        }
+        for refused in [
+            "attacker.example:9464",
+            "localhost.attacker.example",
+            "",
+            "a b",
+        ] {
+            assert!(!hosts.allows("/metrics", &with_host(refused)), "{refused}");
+            assert!(!hosts.allows("/", &with_host(refused)), "{refused}");
+            // Probes stay open.
+            assert!(hosts.allows("/readyz", &with_host(refused)), "{refused}");
+        }
+        assert!(hosts.allows("/metrics", &HeaderMap::new()));
+        let mut two = with_host("127.0.0.1");
+        two.append(HOST, HeaderValue::from_static("attacker.example"));
+        assert!(!hosts.allows("/metrics", &two));
     }
 }
