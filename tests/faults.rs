@@ -556,3 +556,49 @@ fn sigterm_completes_every_request_in_flight_after_readiness_turns_503() {
     host.wait_stderr("the drain", |l| l.contains("draining"));
     host.wait_stderr("the stop", |l| l.contains("stopped"));
 }
+
+/// More connections than the process may open files for, all idle: the main port stops
+/// accepting at its cap (here lowered from `--max-connections` to fit the open files limit),
+/// so the admin probes keep their file descriptors and answer; the connections beyond the cap
+/// wait in the backlog, and once the idle ones go a new request is served. Without the cap
+/// the host accepted until `accept` failed with EMFILE, on the admin port too.
+#[test]
+fn connections_beyond_the_cap_wait_while_the_probes_answer() {
+    // 1,100 open files: 1,024 kept back, so at most 76 connections on the main port; the
+    // kernel's backlog (1,024) holds the rest, so no connect below has to wait.
+    let host = Host::start_with_open_files_limit(&[], 1100);
+    host.wait_stderr("the cap lowered", |l| {
+        l.contains("--max-connections lowered")
+    });
+    let idle: Vec<std::net::TcpStream> = (0..1090)
+        .filter_map(|_| std::net::TcpStream::connect(host.addr).ok())
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    for probe in ["/livez", "/readyz", "/metrics"] {
+        assert_eq!(
+            host.admin_get(probe).status,
+            200,
+            "{probe} with {} connections",
+            idle.len()
+        );
+    }
+    host.wait_stderr("the cap said", |l| l.contains("connection cap reached"));
+    // No file descriptor ran out: neither listener failed to accept.
+    let failed: Vec<String> = host
+        .stderr()
+        .into_iter()
+        .filter(|l| l.contains("accept failed"))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+    drop(idle);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::panic::catch_unwind(|| common::get(host.addr, "/hello", &[]).status == 200)
+            .unwrap_or(false)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never served again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

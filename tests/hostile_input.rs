@@ -1064,12 +1064,30 @@ fn the_admin_address_refuses_names_it_was_not_given() {
     for path in ["/metrics", "/", "/api/v1/stats"] {
         let r = admin_get(&host, path, "rebound.attacker.example:9464");
         assert_eq!(r.status, 403, "{path}");
-        assert!(r.text().contains("--admin-host rebound.attacker.example"), "{}", r.text());
-        assert_eq!(admin_get(&host, path, &host.admin.to_string()).status, 200, "{path}");
-        assert_eq!(admin_get(&host, path, "localhost:9464").status, 200, "{path}");
+        assert!(
+            r.text().contains("--admin-host rebound.attacker.example"),
+            "{}",
+            r.text()
+        );
+        assert_eq!(
+            admin_get(&host, path, &host.admin.to_string()).status,
+            200,
+            "{path}"
+        );
+        assert_eq!(
+            admin_get(&host, path, "localhost:9464").status,
+            200,
+            "{path}"
+        );
     }
-    assert_eq!(admin_get(&host, "/readyz", "rebound.attacker.example").status, 200);
+    assert_eq!(
+        admin_get(&host, "/readyz", "rebound.attacker.example").status,
+        200
+    );
     let named = Host::start(&["--admin-host", "admin.internal.example"]);
-    assert_eq!(admin_get(&named, "/metrics", "admin.internal.example:9464").status, 200);
+    assert_eq!(
+        admin_get(&named, "/metrics", "admin.internal.example:9464").status,
+        200
+    );
     assert_eq!(admin_get(&named, "/metrics", "other.example").status, 403);
 }

@@ -91,6 +91,12 @@ pub struct Args {
     #[arg(long, default_value_t = 512)]
     pub max_concurrent_requests: usize,
 
+    /// Connections served at once on --addr; beyond it new connections wait in the listen
+    /// backlog until one closes. Lowered at start to leave file descriptors for the admin
+    /// address, the components and the upstream when the process limit is lower.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+
     /// Largest request header section accepted, e.g. `64KiB`; larger requests get 431.
     #[arg(long, default_value = "64KiB", value_parser = parse_size)]
     pub max_header_bytes: u64,
@@ -284,6 +290,9 @@ impl Args {
         if !(1..=MAX_CONCURRENT_REQUESTS).contains(&self.max_concurrent_requests) {
             bail!("--max-concurrent-requests must be between 1 and {MAX_CONCURRENT_REQUESTS}");
         }
+        if !(1..=MAX_CONNECTIONS).contains(&self.max_connections) {
+            bail!("--max-connections must be between 1 and {MAX_CONNECTIONS}");
+        }
         if self.max_instance_reuse == 0 {
             bail!("--max-instance-reuse must be at least 1");
         }
@@ -473,6 +482,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 3600);
 pub const MAX_CONCURRENT_REQUESTS: usize = 100_000;
 /// See [`MAX_CONCURRENT_REQUESTS`].
 pub const MAX_INSTANCE_CONCURRENCY: usize = 1024;
+/// The largest `--max-connections`.
+pub const MAX_CONNECTIONS: usize = 1_000_000;
 /// The largest `--max-memory`: a 32-bit linear memory's 4 GiB.
 pub const MAX_MEMORY: u64 = 4 << 30;
 

@@ -56,9 +56,30 @@ impl Host {
             .unwrap_or_else(|stderr| panic!("runtime-host did not start:\n{stderr}"))
     }
 
+    /// Starts the host with its open files limit (soft and hard) set to `limit`, through
+    /// util-linux's `prlimit`.
+    pub fn start_with_open_files_limit(args: &[&str], limit: u64) -> Host {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={limit}:{limit}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_runtime-host"));
+        Host::spawn_command(command, args, &[], None)
+            .unwrap_or_else(|stderr| panic!("runtime-host did not start:\n{stderr}"))
+    }
+
     fn spawn(args: &[&str], env: &[(&str, &str)], tap: Option<StdoutTap>) -> Result<Host, String> {
+        let command = Command::new(env!("CARGO_BIN_EXE_runtime-host"));
+        Host::spawn_command(command, args, env, tap)
+    }
+
+    fn spawn_command(
+        mut command: Command,
+        args: &[&str],
+        env: &[(&str, &str)],
+        tap: Option<StdoutTap>,
+    ) -> Result<Host, String> {
         let cache = cache_dir();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_runtime-host"));
         // A mode other than serving (`collect FILE...`) takes only the shared flags, after it.
         let serving = args.first().is_none_or(|a| a.starts_with('-'));
         if serving {

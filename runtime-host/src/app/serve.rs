@@ -55,6 +55,8 @@ pub struct Server {
     dashboard: Option<Arc<Dashboard>>,
     admin_token: Option<AdminToken>,
     admin_hosts: AdminHosts,
+    /// `--max-connections`, as the open files limit allows.
+    max_connections: usize,
     /// Guest lines in, metrics and exports out; flushed at shutdown.
     pipeline: Arc<Pipeline>,
 }
@@ -205,6 +207,7 @@ impl Server {
             dashboard,
             admin_token,
             admin_hosts: AdminHosts::new(&args.admin_host),
+            max_connections: connection_cap(args.max_connections),
             pipeline,
         })
     }
@@ -236,6 +239,7 @@ impl Server {
             dashboard,
             admin_token,
             admin_hosts,
+            max_connections,
             pipeline,
         } = self;
 
@@ -263,6 +267,7 @@ impl Server {
         health.set_started();
 
         let mut connections = tokio::task::JoinSet::new();
+        let mut at_cap_said = false;
         let mut shutdown = std::pin::pin!(shutdown);
         let mut accept_until: Option<tokio::time::Instant> = None;
         loop {
@@ -282,7 +287,13 @@ impl Server {
                     accept_until = Some(tokio::time::Instant::now() + shutdown_delay);
                 }
                 () = delay_over => break,
-                accepted = listener.accept() => {
+                // At the cap, new connections wait in the backlog: slow clients holding
+                // connections cannot take the file descriptors the probes need.
+                accepted = listener.accept(), if connections.len() < max_connections => {
+                    if connections.len() + 1 == max_connections && !at_cap_said {
+                        tracing::warn!(max_connections, "connection cap reached; new connections wait until one closes (--max-connections)");
+                        at_cap_said = true;
+                    }
                     let (stream, peer) = match accepted {
                         Ok(pair) => pair,
                         Err(error) => {
@@ -511,10 +522,23 @@ async fn probe(factory: &InstanceFactory) -> Result<()> {
     Ok(())
 }
 
+/// The listen backlog: connections the kernel holds while the host is at its connection cap
+/// or busy (the kernel caps it at `net.core.somaxconn`; Rust's default is 128).
+const LISTEN_BACKLOG: u32 = 4096;
+
 async fn bind(addr: SocketAddr, flag: &str) -> Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} ({flag})"))
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        // As std's bind does: a restarted host can listen at once.
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().with_context(|| format!("cannot listen on {addr} ({flag})"))
 }
 
 fn describe(middlewares: &[Source], backend: &Backend, upstream: Option<&Upstream>) -> String {
@@ -573,6 +597,48 @@ fn warn_of_refused_export(middleware: &Middleware, allowed: &AllowedHosts) {
             said.push(hint);
         }
     }
+}
+
+/// File descriptors kept for everything but the main port's connections: the admin
+/// address (at most 256 connections), compiled code, the cache, upstream and guest requests.
+const FD_RESERVE: u64 = 1024;
+
+/// Raises the soft limit of open files to the hard limit (as servers commonly do), and
+/// returns `--max-connections`, lowered when the limit leaves no room for it.
+fn connection_cap(wanted: usize) -> usize {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return wanted;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: as above.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            tracing::debug!(
+                from = limit.rlim_cur,
+                to = limit.rlim_max,
+                "raised the open files limit"
+            );
+            limit.rlim_cur = limit.rlim_max;
+        }
+    }
+    let room = limit.rlim_cur.saturating_sub(FD_RESERVE).max(16);
+    let cap = usize::try_from(room).unwrap_or(usize::MAX).min(wanted);
+    if cap < wanted {
+        tracing::warn!(
+            max_connections = cap,
+            open_files_limit = limit.rlim_cur,
+            "--max-connections lowered to leave file descriptors for the admin address and the components"
+        );
+    }
+    cap
 }
 
 fn spawn_epoch_ticker(engine: Engine) {
