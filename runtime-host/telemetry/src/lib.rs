@@ -21,3 +21,6 @@ pub mod pipeline;
 pub mod recent;
 pub mod slo;
 pub mod window;
+
+#[cfg(test)]
+mod proptests;
