@@ -74,10 +74,11 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         // Rebuild the request around the same body stream with the edited headers.
         let options = request.get_options();
         let (body, trailers) = Request::consume_body(request, unit_future());
-        let body = if counting && exchange.known_request_size().is_none() {
-            request_bytes.pipe(body).0
+        let (body, trailers) = if counting && exchange.known_request_size().is_none() {
+            let (body, trailers, _) = request_bytes.pipe(body, trailers, Rc::default());
+            (body, trailers)
         } else {
-            body
+            (body, trailers)
         };
         let (forwarded, _) = Request::new(to_fields(&headers), Some(body), trailers, options);
         // The setters only fail for values the host already accepted on the way in.
@@ -114,11 +115,14 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         // With byte counting on, a body of unknown size is piped through to count it. The pipe
         // also tells when the body really ended: the host's delivery signal fires as soon as a
         // streamed body starts.
-        let (body, body_done) = if counting && exchange.known_response_size().is_none() {
-            let (body, done) = response_bytes.pipe(body);
-            (body, Some(done))
+        // The pipe passes the app's trailers on too, and so learns whether the body ended in
+        // an error (the client's transfer is then cut): the log line must not say success.
+        let body_failed = Rc::new(Cell::new(false));
+        let (body, trailers, body_done) = if counting && exchange.known_response_size().is_none() {
+            let (body, trailers, done) = response_bytes.pipe(body, trailers, body_failed.clone());
+            (body, trailers, Some(done))
         } else {
-            (body, None)
+            (body, trailers, None)
         };
         let (response, transmitted) = Response::new(to_fields(&headers), Some(body), trailers);
         let _ = response.set_status_code(status_code);
@@ -127,10 +131,13 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         // response itself went back to the host.
         wit_bindgen::spawn(async move {
             let result = transmitted.await;
-            let error = result.as_ref().err().map(|_| ErrorType::ResponseBodyError);
+            let mut error = result.as_ref().err().map(|_| ErrorType::ResponseBodyError);
             // Resolves when the pipe's task ends (its sender is dropped).
             if let Some(done) = body_done {
                 let _ = done.await;
+            }
+            if body_failed.get() {
+                error = Some(ErrorType::ResponseBodyError);
             }
             let _ = delivered_tx.write(result).await;
             write_stdout(&otlp_glue::finish(
@@ -216,6 +223,36 @@ fn bytes_stream(bytes: Vec<u8>) -> StreamReader<u8> {
 }
 
 /// A future that resolves to `Ok(())` (its writer is dropped at once).
+/// Runs `a` and `b` at once; `a`'s output once both are done.
+async fn both<A: std::future::Future, B: std::future::Future<Output = ()>>(
+    a: A,
+    b: B,
+) -> A::Output {
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut out, mut b_done) = (None, false);
+    std::future::poll_fn(|cx| {
+        if out.is_none()
+            && let std::task::Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            out = Some(v);
+        }
+        if !b_done {
+            b_done = b.as_mut().poll(cx).is_ready();
+        }
+        match (b_done, out.take()) {
+            (true, Some(v)) => std::task::Poll::Ready(v),
+            (_, v) => {
+                out = v;
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
+/// What ends a `wasi:http` body: its trailers, or the error it failed with.
+type BodyResult = Result<Option<Fields>, ErrorCode>;
+
 fn unit_future() -> FutureReader<Result<(), ErrorCode>> {
     wit_future::new(|| Ok(())).1
 }
@@ -229,16 +266,31 @@ impl BodyCount {
         self.0.get()
     }
 
-    /// Pipes `body` through a fixed buffer, counting bytes. Returns the new read end and a
-    /// receiver that resolves when the body has ended (or its reader went away).
-    fn pipe(&self, mut body: StreamReader<u8>) -> (StreamReader<u8>, oneshot::Receiver<()>) {
+    /// Pipes `body` through a fixed buffer, counting bytes, and passes on its `trailers`
+    /// result, setting `failed` when the body ended in an error. Returns the new read end,
+    /// the new trailers future and a receiver that resolves when both are through (or their
+    /// readers went away).
+    fn pipe(
+        &self,
+        mut body: StreamReader<u8>,
+        trailers: FutureReader<BodyResult>,
+        failed: Rc<Cell<bool>>,
+    ) -> (
+        StreamReader<u8>,
+        FutureReader<BodyResult>,
+        oneshot::Receiver<()>,
+    ) {
         const CHUNK: usize = 64 * 1024;
         let (mut tx, rx) = wit_stream::new();
-        let (done_tx, done_rx) = oneshot::channel();
+        let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
+        let (done_tx, done_rx) = oneshot::channel::<()>();
         let count = self.0.clone();
         count.set(Some(0));
-        wit_bindgen::spawn(async move {
-            let _done = done_tx;
+        // The trailers are read while the body flows: a writer that fails its body writes the
+        // error before it closes the stream (spin-sdk does), so reading the stream to its end
+        // first would wait for ever. They are passed on after the body, as the host would
+        // have read them.
+        let body_part = async move {
             let mut buf = take_pipe_buffer(CHUNK);
             let buf = loop {
                 let (result, data) = body.read(buf).await;
@@ -258,8 +310,16 @@ impl BodyCount {
                 }
             };
             give_back_pipe_buffer(buf, CHUNK);
+            // The body's end reaches the reader before its result does.
+            drop(tx);
+        };
+        wit_bindgen::spawn(async move {
+            let _done = done_tx;
+            let result = both(std::future::IntoFuture::into_future(trailers), body_part).await;
+            failed.set(result.is_err());
+            let _ = trailers_tx.write(result).await;
         });
-        (rx, done_rx)
+        (rx, trailers_rx, done_rx)
     }
 }
 

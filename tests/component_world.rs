@@ -114,8 +114,10 @@ fn library_app_links_the_core_without_the_middleware_world() {
 /// step was measured (README, "Size"); then 450 KB for the OTLP export the component carries
 /// to leave the edge (about 74 KB: at `opt-level = "s"` it would fit 400 KB, for 8.5 % more
 /// instructions on every request; the bigger component costs about 26k instructions more per
-/// new instance, measured with `--max-instance-reuse 1`).
-const SIZE_BUDGET: usize = 450 * 1000;
+/// new instance, measured with `--max-instance-reuse 1`); then 460 KB for passing a piped
+/// body's trailers result on, so that a body the app fails mid-stream is logged as an error
+/// (about 6.6 KB: the future and task bindings of that result).
+const SIZE_BUDGET: usize = 460 * 1000;
 
 #[test]
 fn middleware_release_size_stays_within_budget() {

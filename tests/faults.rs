@@ -602,3 +602,46 @@ fn connections_beyond_the_cap_wait_while_the_probes_answer() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// An app whose body fails after its first chunk: the client's transfer is cut, and the
+/// access line and the metrics say so (`error.type` `response_body_error`, level
+/// error), as OpenTelemetry's HTTP conventions want whatever the status. It used to be logged
+/// and counted as a clean 200.
+#[test]
+fn a_body_that_fails_mid_stream_is_logged_as_an_error() {
+    let host = Host::start(&[]);
+    let id = common::unique("fail-body");
+    let raw = format!("GET /fail-body HTTP/1.1\r\nhost: localhost\r\nx-request-id: {id}\r\n\r\n");
+    // The client gets what it gets without the middleware: here hyper had not flushed the
+    // head when the body failed, so nothing at all; with a body already flowing, a cut one.
+    let cut = |r: Received| !matches!(r, Received::Complete(_));
+    assert!(cut(send_lenient(
+        host.addr,
+        raw.as_bytes(),
+        Duration::from_secs(30)
+    )));
+    let bare = Host::start(&["--no-middleware"]);
+    assert!(cut(send_lenient(
+        bare.addr,
+        raw.as_bytes(),
+        Duration::from_secs(30)
+    )));
+    let line = host.log_line(&id);
+    assert_eq!(line["error.type"], "response_body_error", "{line}");
+    assert_eq!(line["level"], "error", "{line}");
+    assert_eq!(line["http.response.status_code"], 200, "{line}");
+    let metrics = host.wait_metrics("the failed request", |t| {
+        metric_sum(t, "http_server_requests_total", &[]) == 1.0
+    });
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "http_server_requests_total",
+            &[("error_type", "response_body_error")]
+        ),
+        1.0,
+        "{metrics}"
+    );
+    // The next request is served normally.
+    assert_eq!(common::get(host.addr, "/hello", &[]).status, 200);
+}

@@ -17,6 +17,7 @@
 //! | `/alloc/{mb}` | allocates and touches `mb` MiB, then 200 `{"allocated_mb": mb}`; traps when memory runs out |
 //! | `/echo-body` | 200, the request body streamed back (with the request's `content-type`) |
 //! | `/app-metric` | prints one `edge_obs.app_metric.v1` counter line ([`APP_METRIC_LINE`]) to stdout, then 200 `counted\n` |
+//! | `/fail-body` | 200 `text/plain` without `content-length`: `partial body\n`, then the body ends with an error (the client's transfer is cut) |
 //! | `/fetch?url=...` | sends `GET url` through `wasi:http/client`, then 200 `{"status": N}`, or 502 `{"error": "..."}` when the host refused or failed it |
 //! | `/print?line=...&via=wasip3` | prints the percent-decoded `line` and a `\n` to stdout in one write (through `wasi:cli/stdout@0.2` by default, `@0.3.0` with `via=wasip3`), then 200 `printed\n` |
 //! | anything else | 200 `application/json` echo of the request: `{"method", "path", "query", "headers"}` |
@@ -78,6 +79,8 @@ pub enum Route {
     ForgeMetric,
     /// `/app-metric`
     AppMetric,
+    /// `/fail-body`
+    FailBody,
     /// `/fetch?url=...`: the percent-decoded URL to send a GET to.
     Fetch(String),
     /// `/print?line=...`: the line to print (without its `\n`), and whether to write it
@@ -107,6 +110,7 @@ impl Route {
             "/forge-metric" => Route::ForgeMetric,
             "/app-metric" => Route::AppMetric,
             "/print" => Route::print(query.unwrap_or("")),
+            "/fail-body" => Route::FailBody,
             "/fetch" => Route::Fetch(
                 query_pairs(query.unwrap_or(""))
                     .find(|(name, _)| name == b"url")
@@ -288,9 +292,22 @@ pub mod component {
                 )
             }
             Route::Fetch(url) => fetch(&url).await,
+            Route::FailBody => fail_body(),
             Route::Echo => echo(&req),
             Route::BadRequest(message) => bad_request(message),
         }
+    }
+
+    /// `/fail-body`: a first chunk, then the body fails, as an app whose data source breaks
+    /// mid-response does.
+    fn fail_body() -> HandlerResult {
+        let frames = stream::iter([
+            Ok(Frame::data(Bytes::from_static(b"partial body\n"))),
+            Err("the app's body failed mid-stream"),
+        ]);
+        let mut headers = HeaderMap::with_capacity(1);
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        (StatusCode::OK, headers, StreamBody::new(frames)).into_response()
     }
 
     /// `/fetch`: a GET to `url` through `wasi:http/client`, as an app calling another
@@ -518,6 +535,7 @@ mod tests {
         assert_eq!(Route::parse("/echo-body", None), Route::EchoBody);
         assert_eq!(Route::parse("/forge-metric", None), Route::ForgeMetric);
         assert_eq!(Route::parse("/app-metric", None), Route::AppMetric);
+        assert_eq!(Route::parse("/fail-body", None), Route::FailBody);
         assert_eq!(
             Route::parse("/print", Some("line=a%22b&via=wasip3")),
             Route::Print {

@@ -385,7 +385,7 @@ mod tests {
     async fn request(addr: SocketAddr, method: &str, target: &str) -> Reply {
         let mut s = TcpStream::connect(addr).await.unwrap();
         s.write_all(
-            format!("{method} {target} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+            format!("{method} {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
                 .as_bytes(),
         )
         .await
