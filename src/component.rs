@@ -11,7 +11,7 @@ use crate::{Completion, ErrorType, Exchange, PreflightResponse, RequestHead};
 use futures_channel::oneshot;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
-use spin_sdk::wasip3::wit_bindgen::{self, FutureReader, StreamReader, StreamResult};
+use spin_sdk::wasip3::wit_bindgen::{self, FutureReader, StreamReader, StreamResult, StreamWriter};
 use spin_sdk::wasip3::{wit_future, wit_stream};
 use std::cell::Cell;
 use std::rc::Rc;
@@ -74,11 +74,12 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         // Rebuild the request around the same body stream with the edited headers.
         let options = request.get_options();
         let (body, trailers) = Request::consume_body(request, unit_future());
-        let (body, trailers) = if counting && exchange.known_request_size().is_none() {
-            let (body, trailers, _) = request_bytes.pipe(body, trailers, Rc::default());
-            (body, trailers)
+        // The request's trailers go straight on: only the response's end decides the log line.
+        let body = if counting && exchange.known_request_size().is_none() {
+            let (body, _) = request_bytes.pipe(body);
+            body
         } else {
-            (body, trailers)
+            body
         };
         let (forwarded, _) = Request::new(to_fields(&headers), Some(body), trailers, options);
         // The setters only fail for values the host already accepted on the way in.
@@ -119,7 +120,8 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         // an error (the client's transfer is then cut): the log line must not say success.
         let body_failed = Rc::new(Cell::new(false));
         let (body, trailers, body_done) = if counting && exchange.known_response_size().is_none() {
-            let (body, trailers, done) = response_bytes.pipe(body, trailers, body_failed.clone());
+            let (body, trailers, done) =
+                response_bytes.pipe_with_result(body, trailers, body_failed.clone());
             (body, trailers, Some(done))
         } else {
             (body, trailers, None)
@@ -266,13 +268,27 @@ impl BodyCount {
         self.0.get()
     }
 
-    /// Pipes `body` through a fixed buffer, counting bytes, and passes on its `trailers`
-    /// result, setting `failed` when the body ended in an error. Returns the new read end,
-    /// the new trailers future and a receiver that resolves when both are through (or their
-    /// readers went away).
-    fn pipe(
+    /// Pipes `body` through a fixed buffer, counting bytes. Returns the new read end and a
+    /// receiver that resolves when the body has ended (or its reader went away).
+    fn pipe(&self, body: StreamReader<u8>) -> (StreamReader<u8>, oneshot::Receiver<()>) {
+        let (tx, rx) = wit_stream::new();
+        let (done_tx, done_rx) = oneshot::channel::<()>();
+        let pump = self.pump(body, tx);
+        wit_bindgen::spawn(async move {
+            let _done = done_tx;
+            pump.await;
+        });
+        (rx, done_rx)
+    }
+
+    /// [`BodyCount::pipe`], passing on the body's `trailers` result too and setting `failed`
+    /// when the body ended in an error. The result is read while the body flows (a writer
+    /// that fails its body writes the error before it closes the stream, as spin-sdk does, so
+    /// reading the stream to its end first would wait for ever) and handed on after the body,
+    /// as the host would have read it. Costs a future and its task more than `pipe`.
+    fn pipe_with_result(
         &self,
-        mut body: StreamReader<u8>,
+        body: StreamReader<u8>,
         trailers: FutureReader<BodyResult>,
         failed: Rc<Cell<bool>>,
     ) -> (
@@ -280,17 +296,30 @@ impl BodyCount {
         FutureReader<BodyResult>,
         oneshot::Receiver<()>,
     ) {
-        const CHUNK: usize = 64 * 1024;
-        let (mut tx, rx) = wit_stream::new();
+        let (tx, rx) = wit_stream::new();
         let (trailers_tx, trailers_rx) = wit_future::new(|| Ok(None));
         let (done_tx, done_rx) = oneshot::channel::<()>();
+        let pump = self.pump(body, tx);
+        wit_bindgen::spawn(async move {
+            let _done = done_tx;
+            let result = both(std::future::IntoFuture::into_future(trailers), pump).await;
+            failed.set(result.is_err());
+            let _ = trailers_tx.write(result).await;
+        });
+        (rx, trailers_rx, done_rx)
+    }
+
+    /// Copies `body` to `tx` through a fixed buffer, counting bytes; `tx` is dropped (the
+    /// reader sees the end) when the body ends or the reader went away.
+    fn pump(
+        &self,
+        mut body: StreamReader<u8>,
+        mut tx: StreamWriter<u8>,
+    ) -> impl std::future::Future<Output = ()> + 'static {
+        const CHUNK: usize = 64 * 1024;
         let count = self.0.clone();
         count.set(Some(0));
-        // The trailers are read while the body flows: a writer that fails its body writes the
-        // error before it closes the stream (spin-sdk does), so reading the stream to its end
-        // first would wait for ever. They are passed on after the body, as the host would
-        // have read them.
-        let body_part = async move {
+        async move {
             let mut buf = take_pipe_buffer(CHUNK);
             let buf = loop {
                 let (result, data) = body.read(buf).await;
@@ -310,16 +339,7 @@ impl BodyCount {
                 }
             };
             give_back_pipe_buffer(buf, CHUNK);
-            // The body's end reaches the reader before its result does.
-            drop(tx);
-        };
-        wit_bindgen::spawn(async move {
-            let _done = done_tx;
-            let result = both(std::future::IntoFuture::into_future(trailers), body_part).await;
-            failed.set(result.is_err());
-            let _ = trailers_tx.write(result).await;
-        });
-        (rx, trailers_rx, done_rx)
+        }
     }
 }
 
