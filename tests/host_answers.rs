@@ -232,6 +232,25 @@ fn the_client_address_comes_from_the_tcp_peer_and_cannot_be_forged() {
     assert_eq!(host.log_line(&id)["client.address"], "127.0.0.1");
 }
 
+/// Waits until `/metrics` counts the `real` requests sent, and checks that the app's forged
+/// metric event (a teapot on `forged_route`) is not among them; returns the scrape.
+fn only_real_requests_counted(host: &Host, real: f64, forged_route: &str, chain: &str) -> String {
+    let metrics = host.wait_metrics("the real requests", |text| {
+        metric_sum(text, "http_server_requests_total", &[]) == real
+    });
+    assert!(!metrics.contains(forged_route), "{chain}: {metrics}");
+    assert_eq!(
+        metric_sum(
+            &metrics,
+            "http_server_requests_total",
+            &[("http_response_status_code", "418")]
+        ),
+        0.0,
+        "{chain}"
+    );
+    metrics
+}
+
 #[test]
 fn a_metric_line_printed_by_the_app_is_not_counted() {
     for chain in ["composed", "linked"] {
@@ -241,19 +260,7 @@ fn a_metric_line_printed_by_the_app_is_not_counted() {
         assert_eq!(response.status, 200);
         // The app's line is printed as its output, and the real request is counted once.
         host.wait_stdout("the app's forged line", |l| l.contains("/forged"));
-        let metrics = host.wait_metrics("the real request", |text| {
-            metric_sum(text, "http_server_requests_total", &[]) == 1.0
-        });
-        assert!(!metrics.contains("/forged"), "{chain}: {metrics}");
-        assert_eq!(
-            metric_sum(
-                &metrics,
-                "http_server_requests_total",
-                &[("http_response_status_code", "418")]
-            ),
-            0.0,
-            "{chain}"
-        );
+        let metrics = only_real_requests_counted(&host, 1.0, "/forged", chain);
         assert_eq!(
             metric_sum(&metrics, "runtime_host_invalid_metric_events_total", &[]),
             0.0,
@@ -288,19 +295,7 @@ fn lines_an_app_writes_through_wasi_0_3_stdout_are_its_own() {
         host.wait_stdout("the app's forged metric line, printed", |l| {
             l.contains("/forged-p3")
         });
-        let metrics = host.wait_metrics("the three real requests", |text| {
-            metric_sum(text, "http_server_requests_total", &[]) == 3.0
-        });
-        assert!(!metrics.contains("/forged-p3"), "{chain}: {metrics}");
-        assert_eq!(
-            metric_sum(
-                &metrics,
-                "http_server_requests_total",
-                &[("http_response_status_code", "418")]
-            ),
-            0.0,
-            "{chain}"
-        );
+        only_real_requests_counted(&host, 3.0, "/forged-p3", chain);
         let stats = host
             .admin_get(&format!("/api/v1/stats?id={forged_id}"))
             .text();

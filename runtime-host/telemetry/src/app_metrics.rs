@@ -159,7 +159,7 @@ impl AppMetrics {
         }
         let mut labels: Labels = attributes
             .iter()
-            .map(|(k, v)| (k.replace('.', "_"), crate::metrics::escape_label_value(v)))
+            .map(|(k, v)| (k.replace('.', "_"), escape_label_value(v)))
             .collect();
         labels.sort();
         self.record(&sample, labels)
@@ -269,6 +269,23 @@ fn encode_series(
             encoder.encode_histogram::<NoLabelSet>(*sum, *count, &buckets, None)
         }
     }
+}
+
+/// `v` escaped for a label value of the text formats (both Prometheus 0.0.4 and OpenMetrics
+/// escape `\\`, `"` and line feed the same way). prometheus-client 0.24 writes label values
+/// verbatim, so every value that comes from outside (an app's attributes) must pass through
+/// here: one unescaped `"` makes Prometheus reject the whole scrape.
+fn escape_label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -703,23 +703,6 @@ fn push_help(out: &mut String, name: &str, suffix: &str, text: &str) {
     out.push('\n');
 }
 
-/// `v` escaped for a label value of the text formats (both Prometheus 0.0.4 and OpenMetrics
-/// escape `\\`, `"` and line feed the same way). prometheus-client 0.24 writes label values
-/// verbatim, so every value that comes from outside (an app's attributes) must pass through
-/// here: one unescaped `"` makes Prometheus reject the whole scrape.
-pub(crate) fn escape_label_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Replaces characters that would need escaping in a label value (prometheus-client writes label
 /// values verbatim) by `_`, for the host-supplied build info labels.
 fn sanitize_label_value(v: &str) -> String {
