@@ -1091,3 +1091,20 @@ fn the_admin_address_refuses_names_it_was_not_given() {
     );
     assert_eq!(admin_get(&named, "/metrics", "other.example").status, 403);
 }
+
+/// A request in absolute form with `https` on the plain-HTTP port came in the clear: the app
+/// and the log see `http`, and the target's authority.
+#[test]
+fn an_absolute_form_https_target_on_the_plain_port_is_http() {
+    let host = Host::start(&[]);
+    let id = unique("absolute-form");
+    let raw = format!(
+        "GET https://app.example/echo?x=1 HTTP/1.1\r\nhost: app.example\r\nx-request-id: {id}\r\nconnection: close\r\n\r\n"
+    );
+    let response = send(host.addr, raw.as_bytes());
+    assert_eq!(response.status, 200);
+    assert_eq!(response.json()["path"], "/echo");
+    let line = host.log_line(&id);
+    assert_eq!(line["url.scheme"], "http", "{line}");
+    assert_eq!(line["server.address"], "app.example", "{line}");
+}

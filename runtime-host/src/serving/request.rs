@@ -278,28 +278,34 @@ fn head_size(parts: &http::request::Parts) -> usize {
 
 /// Gives the guest an absolute URI (scheme and authority from `Host`), as hosts do. False
 /// when the request is malformed: several `Host` fields or one that is not a host and port
-/// (RFC 9112, section 3.2: answered with 400).
+/// (RFC 9112, section 3.2: answered with 400). A request in absolute form (`GET https://x/`)
+/// keeps its authority, but its scheme is the connection's, plain HTTP, whatever the client
+/// wrote: the app and the log must not see `https` for a request that came in the clear.
 fn make_uri_absolute(parts: &mut http::request::Parts) -> bool {
-    if parts.uri.scheme().is_some() {
+    if parts.uri.scheme() == Some(&http::uri::Scheme::HTTP) {
         return true;
     }
-    let mut hosts = parts.headers.get_all(http::header::HOST).iter();
-    let authority = match (hosts.next(), hosts.next()) {
-        (None, _) => None,
-        (Some(host), None) => match host
-            .to_str()
-            .ok()
-            .and_then(|h| h.parse::<http::uri::Authority>().ok())
-        {
-            Some(authority) => Some(authority),
-            None => return false,
-        },
-        (Some(_), Some(_)) => return false,
+    let authority = match parts.uri.authority() {
+        Some(authority) => authority.clone(),
+        None => {
+            let mut hosts = parts.headers.get_all(http::header::HOST).iter();
+            match (hosts.next(), hosts.next()) {
+                (None, _) => http::uri::Authority::from_static("localhost"),
+                (Some(host), None) => match host
+                    .to_str()
+                    .ok()
+                    .and_then(|h| h.parse::<http::uri::Authority>().ok())
+                {
+                    Some(authority) => authority,
+                    None => return false,
+                },
+                (Some(_), Some(_)) => return false,
+            }
+        }
     };
     let mut uri = http::uri::Parts::from(parts.uri.clone());
     uri.scheme = Some(http::uri::Scheme::HTTP);
-    uri.authority =
-        Some(authority.unwrap_or_else(|| http::uri::Authority::from_static("localhost")));
+    uri.authority = Some(authority);
     if uri.path_and_query.is_none() {
         uri.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
     }

@@ -9,7 +9,7 @@ use edge_observability::access_log::{self, EVENT_REQUEST, fields, is_access_line
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::VecDeque;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Default number of lines kept.
 pub const DEFAULT_CAPACITY: usize = 200;
@@ -17,7 +17,9 @@ pub const DEFAULT_CAPACITY: usize = 200;
 /// A bounded ring of the newest access-log lines.
 #[derive(Debug)]
 pub struct RecentRequests {
-    lines: Mutex<VecDeque<Box<str>>>,
+    /// Shared, so readers copy pointers under the lock and parse outside it (the request
+    /// path takes the lock for every line it offers).
+    lines: Mutex<VecDeque<Arc<str>>>,
     capacity: usize,
 }
 
@@ -47,7 +49,7 @@ impl RecentRequests {
         let Ok(line) = std::str::from_utf8(line) else {
             return;
         };
-        let line: Box<str> = line.into();
+        let line: Arc<str> = line.into();
         let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
         if lines.len() == self.capacity {
             lines.pop_front();
@@ -57,7 +59,7 @@ impl RecentRequests {
 
     /// The kept lines that pass `filter`, newest first, parsed, at most `limit`.
     pub fn list(&self, filter: &Filter, limit: usize) -> Vec<Entry> {
-        let lines: Vec<Box<str>> = self
+        let lines: Vec<Arc<str>> = self
             .lines
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -75,13 +77,18 @@ impl RecentRequests {
 
     /// The distinct routes of the kept lines, sorted, for the page's route filter.
     pub fn routes(&self) -> Vec<String> {
-        let lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+        let lines: Vec<Arc<str>> = self
+            .lines
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
         let mut routes: Vec<String> = lines
             .iter()
             .filter_map(|line| Entry::parse(line))
             .filter_map(|entry| entry.route)
             .collect();
-        drop(lines);
         routes.sort();
         routes.dedup();
         routes

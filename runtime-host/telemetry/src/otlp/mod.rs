@@ -191,7 +191,7 @@ impl Otlp {
     /// invalid one is counted as dropped there).
     pub fn span_line(&self, line: &[u8]) {
         if let Some(spans) = &self.spans {
-            spans.push(line.to_vec());
+            queue_line(spans, line);
         }
     }
 
@@ -199,7 +199,7 @@ impl Otlp {
     /// queued as it is, made into a log record by the export task.
     pub fn access_line(&self, line: &[u8]) {
         if let Some(queue) = &self.logs {
-            queue.push(line.to_vec());
+            queue_line(queue, line);
         }
     }
 
@@ -221,5 +221,16 @@ impl Otlp {
         if let Some(m) = &self.metrics {
             m.shutdown(deadline).await;
         }
+    }
+}
+
+/// Queues a guest's line, unless it is longer than the middleware writes its lines
+/// ([`edge_observability::access_log::MAX_LINE_BYTES`]): the queue's memory is then bounded by
+/// its length times that, whatever a guest prints; a longer line is counted as dropped.
+fn queue_line(queue: &queue::BatchQueue<Vec<u8>>, line: &[u8]) {
+    if line.len() > edge_observability::access_log::MAX_LINE_BYTES {
+        queue.drop_one();
+    } else {
+        queue.push(line.to_vec());
     }
 }

@@ -73,14 +73,19 @@ impl<T: Send + 'static> BatchQueue<T> {
         }
     }
 
+    /// Counts an item dropped before it was queued (it broke a bound of its own).
+    pub fn drop_one(&self) {
+        self.inner.counters.dropped(self.inner.signal, 1);
+        self.inner.unreported_drops.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Queues one item, or drops it (counted) when the queue is full or closing.
     pub fn push(&self, item: T) {
         let full_batch = {
             let mut state = self.inner.items.lock().unwrap();
             if state.closing || state.queue.len() >= self.inner.settings.max_queue_size {
                 drop(state);
-                self.inner.counters.dropped(self.inner.signal, 1);
-                self.inner.unreported_drops.fetch_add(1, Ordering::Relaxed);
+                self.drop_one();
                 return;
             }
             state.queue.push_back(item);
