@@ -33,6 +33,14 @@ if ! python3 -c "import kubernetes_validate, yaml" >/dev/null 2>&1; then
         || python3 -m pip install --quiet --break-system-packages kubernetes-validate
 fi
 
+# The security profiles are checked with a third-party header scanner (tests/e2e.rs): PyPI's
+# shcheck.
+if ! python3 -c "import shcheck.shcheck" >/dev/null 2>&1; then
+    echo "installing shcheck from PyPI..." >&2
+    python3 -m pip install --quiet shcheck 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages shcheck
+fi
+
 # The admin page is checked in a real headless browser (tests/admin_page.rs): Debian's
 # chromium (about 30 s to install).
 if ! command -v chromium >/dev/null 2>&1; then

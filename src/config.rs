@@ -25,6 +25,7 @@
 //! | `EDGE_OBS_SPANS` | `on` \| `off` | `on` | Write the `edge_obs.span.v1` span event line for every sampled request. |
 //! | `EDGE_OBS_SECURITY_HEADERS` | `on` \| `off` | `on` | Add the security header baseline to responses. |
 //! | `EDGE_OBS_SECURITY_HEADERS_MODE` | `override` \| `if-absent` | `override` | `override` replaces app values (never duplicates); `if-absent` keeps them. |
+//! | `EDGE_OBS_SECURITY_PROFILE` | `website` \| `api` \| `strict` | `website` | Which baseline values apply (README, Security headers); the per-header variables below still win. |
 //! | `EDGE_OBS_SECURITY_STRICT_TRANSPORT_SECURITY` | value \| `off` | `max-age=63072000; includeSubDomains` | HSTS value; `off` drops just this header. |
 //! | `EDGE_OBS_SECURITY_X_CONTENT_TYPE_OPTIONS` | value \| `off` | `nosniff` | |
 //! | `EDGE_OBS_SECURITY_X_FRAME_OPTIONS` | value \| `off` | `DENY` | |
@@ -34,6 +35,8 @@
 //! | `EDGE_OBS_SECURITY_CROSS_ORIGIN_OPENER_POLICY` | value \| `off` | `same-origin` | |
 //! | `EDGE_OBS_SECURITY_CROSS_ORIGIN_RESOURCE_POLICY` | value \| `off` | `same-origin` | |
 //! | `EDGE_OBS_SECURITY_X_XSS_PROTECTION` | value \| `off` | `0` | `0` disables the legacy XSS auditor, as OWASP recommends. |
+//! | `EDGE_OBS_SECURITY_CROSS_ORIGIN_EMBEDDER_POLICY` | value \| `off` | not sent (`strict`: `require-corp`) | |
+//! | `EDGE_OBS_SECURITY_CACHE_CONTROL` | value \| `off` | not sent (`api`, `strict`: `no-store`) | In `override` mode it replaces the app's `Cache-Control`. |
 //! | `EDGE_OBS_REMOVE_RESPONSE_HEADERS` | comma list of header names | `server,x-powered-by,x-aspnet-version,x-aspnetmvc-version` | Removed from responses (they reveal server software). |
 //! | `EDGE_OBS_SERVER_TIMING` | `on` \| `off` | `on` | Append `Server-Timing: app;dur=<ms>` to responses. |
 //! | `EDGE_OBS_REQUEST_SET_HEADERS` | `name: value` entries separated by newline or `\|` | empty | Set on the forwarded request (replacing values). |
@@ -105,7 +108,7 @@ use crate::otlp::{self, Endpoint, ExportHeaders, OtlpConfig, Signal};
 use crate::redact::{self, Redaction};
 use crate::request_id::{IdFormat, MAX_LEN_LIMIT, Policy, RequestIdConfig};
 use crate::route::RouteTemplate;
-use crate::security_headers::{self, BASELINE, Mode, SecurityHeaders};
+use crate::security_headers::{self, BASELINE, Mode, Profile, SecurityHeaders};
 use crate::trace_context::{RatioSampler, TRACEPARENT, TRACESTATE};
 
 /// Prefix of every variable read.
@@ -129,6 +132,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EDGE_OBS_SPANS",
     "EDGE_OBS_SECURITY_HEADERS",
     "EDGE_OBS_SECURITY_HEADERS_MODE",
+    "EDGE_OBS_SECURITY_PROFILE",
     "EDGE_OBS_SECURITY_STRICT_TRANSPORT_SECURITY",
     "EDGE_OBS_SECURITY_X_CONTENT_TYPE_OPTIONS",
     "EDGE_OBS_SECURITY_X_FRAME_OPTIONS",
@@ -138,6 +142,8 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "EDGE_OBS_SECURITY_CROSS_ORIGIN_OPENER_POLICY",
     "EDGE_OBS_SECURITY_CROSS_ORIGIN_RESOURCE_POLICY",
     "EDGE_OBS_SECURITY_X_XSS_PROTECTION",
+    "EDGE_OBS_SECURITY_CROSS_ORIGIN_EMBEDDER_POLICY",
+    "EDGE_OBS_SECURITY_CACHE_CONTROL",
     "EDGE_OBS_REMOVE_RESPONSE_HEADERS",
     "EDGE_OBS_SERVER_TIMING",
     "EDGE_OBS_REQUEST_SET_HEADERS",
@@ -1077,11 +1083,20 @@ impl Env {
             &["override", "if-absent"],
             "expected one of: override, if-absent",
         )];
+        let profile = Profile::ALL[self.choice(
+            "EDGE_OBS_SECURITY_PROFILE",
+            &["website", "api", "strict"],
+            "expected one of: website, api, strict",
+        )];
         let mut headers = Vec::with_capacity(BASELINE.len());
         for b in &BASELINE {
             let raw = self.take(b.variable);
+            let default = b.value(profile);
             let value = match raw.as_deref().map(header_rules::trim) {
-                None => b.default,
+                None => match default {
+                    Some(v) => v,
+                    None => continue,
+                },
                 Some(v) if v.eq_ignore_ascii_case("off") => continue,
                 Some(v) if !v.is_empty() && http::HeaderValue::from_str(v).is_ok() => v,
                 Some(_) => {
@@ -1089,9 +1104,12 @@ impl Env {
                         b.variable,
                         raw.as_deref().unwrap_or(""),
                         "expected a non-empty header value without control characters, or off",
-                        b.default,
+                        default.unwrap_or("not sent"),
                     );
-                    b.default
+                    match default {
+                        Some(v) => v,
+                        None => continue,
+                    }
                 }
             };
             if let Ok(v) = http::HeaderValue::from_str(value) {
@@ -1468,6 +1486,7 @@ mod tests {
             ("EDGE_OBS_REQUEST_ID_POLICY", "trust", "accept"),
             ("EDGE_OBS_REQUEST_ID_FORMAT", "uuid-v1", "uuid-v7"),
             ("EDGE_OBS_SECURITY_HEADERS_MODE", "merge", "override"),
+            ("EDGE_OBS_SECURITY_PROFILE", "paranoid", "website"),
             ("EDGE_OBS_LOG_FORMAT", "xml", "json"),
             ("EDGE_OBS_LOG_LEVEL", "verbose", "info"),
             ("EDGE_OBS_CLIENT_ADDRESS_HEADER", "x-real-ip", "auto"),
@@ -1604,16 +1623,50 @@ mod tests {
         for b in &BASELINE {
             for bad in ["", "a\u{1}b", "x\ny"] {
                 let (c, issue) = one_issue(b.variable, bad);
-                assert_eq!(issue.default_used, b.default);
-                let (_, v) = c
-                    .security
-                    .headers
-                    .iter()
-                    .find(|(n, _)| *n == b.name)
-                    .unwrap();
-                assert_eq!(v, b.default);
+                assert_eq!(
+                    issue.default_used,
+                    b.value(Profile::Website).unwrap_or("not sent")
+                );
+                let sent = c.security.headers.iter().find(|(n, _)| *n == b.name);
+                assert_eq!(
+                    sent.map(|(_, v)| v.to_str().unwrap()),
+                    b.value(Profile::Website)
+                );
             }
         }
+    }
+
+    #[test]
+    fn security_profiles_and_overrides() {
+        let (c, issues) = parse(&[("EDGE_OBS_SECURITY_PROFILE", "api")]);
+        assert!(issues.is_empty(), "{issues:?}");
+        let sent = |c: &Config, name: &str| {
+            c.security
+                .headers
+                .iter()
+                .find(|(n, _)| n.as_str() == name)
+                .map(|(_, v)| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(sent(&c, "cache-control").as_deref(), Some("no-store"));
+        assert_eq!(sent(&c, "permissions-policy"), None);
+        assert_eq!(c.security.headers.len(), 6);
+        // A per-header variable still wins, and adds a header the profile leaves out.
+        let (c, _) = parse(&[
+            ("EDGE_OBS_SECURITY_PROFILE", "api"),
+            ("EDGE_OBS_SECURITY_CACHE_CONTROL", "off"),
+            ("EDGE_OBS_SECURITY_PERMISSIONS_POLICY", "camera=()"),
+        ]);
+        assert_eq!(sent(&c, "cache-control"), None);
+        assert_eq!(sent(&c, "permissions-policy").as_deref(), Some("camera=()"));
+        let (c, _) = parse(&[("EDGE_OBS_SECURITY_PROFILE", "strict")]);
+        assert_eq!(
+            sent(&c, "cross-origin-embedder-policy").as_deref(),
+            Some("require-corp")
+        );
+        assert_eq!(c.security.headers.len(), 11);
+        let (c, issues) = parse(&[("EDGE_OBS_SECURITY_PROFILE", "paranoid")]);
+        assert_eq!(issues.len(), 1);
+        assert_eq!(c.security.headers.len(), 9, "the default profile");
     }
 
     #[test]

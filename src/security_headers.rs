@@ -20,63 +20,125 @@ pub enum Mode {
     IfAbsent,
 }
 
-/// One baseline header: its name, the variable that overrides it and its default value.
+/// Which set of baseline values applies (`EDGE_OBS_SECURITY_PROFILE`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// For pages a browser renders: the baseline that suits a website (the default).
+    #[default]
+    Website,
+    /// For JSON APIs, after OWASP's REST Security Cheat Sheet: `Cache-Control: no-store`, a CSP
+    /// that allows nothing, and none of the headers that mean nothing to an API client
+    /// (`Permissions-Policy`, COOP, CORP, `X-XSS-Protection`).
+    Api,
+    /// [`Profile::Website`] plus `Cross-Origin-Embedder-Policy: require-corp` and
+    /// `Cache-Control: no-store`.
+    Strict,
+}
+
+impl Profile {
+    /// Every profile, in the order of [`BaselineHeader::values`].
+    pub const ALL: [Profile; 3] = [Profile::Website, Profile::Api, Profile::Strict];
+
+    /// Its name in `EDGE_OBS_SECURITY_PROFILE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Website => "website",
+            Profile::Api => "api",
+            Profile::Strict => "strict",
+        }
+    }
+}
+
+/// One baseline header: its name, the variable that overrides it and its value in each
+/// profile.
 #[derive(Clone, Debug)]
 pub struct BaselineHeader {
     /// Header name (a compile-time constant: no parsing at startup).
     pub name: HeaderName,
     /// Environment variable overriding the value (`off` drops the header).
     pub variable: &'static str,
-    /// Default value.
-    pub default: &'static str,
+    /// The value in each profile ([`Profile::ALL`] order); `None`: not sent in that profile
+    /// unless its variable is set.
+    pub values: [Option<&'static str>; 3],
+}
+
+impl BaselineHeader {
+    /// The value `profile` sends, if any.
+    pub fn value(&self, profile: Profile) -> Option<&'static str> {
+        self.values[profile as usize]
+    }
+}
+
+/// The same value in every profile.
+const fn all(v: &'static str) -> [Option<&'static str>; 3] {
+    [Some(v), Some(v), Some(v)]
+}
+
+/// A website's value, also in `strict`; `api` leaves it out.
+const fn pages(v: &'static str) -> [Option<&'static str>; 3] {
+    [Some(v), None, Some(v)]
 }
 
 /// The baseline, in the order the headers are added.
-pub static BASELINE: [BaselineHeader; 9] = [
+pub static BASELINE: [BaselineHeader; 11] = [
     BaselineHeader {
         name: HeaderName::from_static("strict-transport-security"),
         variable: "EDGE_OBS_SECURITY_STRICT_TRANSPORT_SECURITY",
-        default: "max-age=63072000; includeSubDomains",
+        values: all("max-age=63072000; includeSubDomains"),
     },
     BaselineHeader {
         name: HeaderName::from_static("x-content-type-options"),
         variable: "EDGE_OBS_SECURITY_X_CONTENT_TYPE_OPTIONS",
-        default: "nosniff",
+        values: all("nosniff"),
     },
     BaselineHeader {
         name: HeaderName::from_static("x-frame-options"),
         variable: "EDGE_OBS_SECURITY_X_FRAME_OPTIONS",
-        default: "DENY",
+        values: all("DENY"),
     },
     BaselineHeader {
         name: HeaderName::from_static("referrer-policy"),
         variable: "EDGE_OBS_SECURITY_REFERRER_POLICY",
-        default: "no-referrer",
+        values: all("no-referrer"),
     },
     BaselineHeader {
         name: HeaderName::from_static("content-security-policy"),
         variable: "EDGE_OBS_SECURITY_CONTENT_SECURITY_POLICY",
-        default: "frame-ancestors 'none'; object-src 'none'; base-uri 'self'",
+        values: [
+            Some("frame-ancestors 'none'; object-src 'none'; base-uri 'self'"),
+            Some("default-src 'none'; frame-ancestors 'none'"),
+            Some("frame-ancestors 'none'; object-src 'none'; base-uri 'self'"),
+        ],
     },
     BaselineHeader {
         name: HeaderName::from_static("permissions-policy"),
         variable: "EDGE_OBS_SECURITY_PERMISSIONS_POLICY",
-        default: "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
+        values: pages("camera=(), microphone=(), geolocation=(), payment=(), usb=()"),
     },
     BaselineHeader {
         name: HeaderName::from_static("cross-origin-opener-policy"),
         variable: "EDGE_OBS_SECURITY_CROSS_ORIGIN_OPENER_POLICY",
-        default: "same-origin",
+        values: pages("same-origin"),
     },
     BaselineHeader {
         name: HeaderName::from_static("cross-origin-resource-policy"),
         variable: "EDGE_OBS_SECURITY_CROSS_ORIGIN_RESOURCE_POLICY",
-        default: "same-origin",
+        values: pages("same-origin"),
     },
     BaselineHeader {
         name: HeaderName::from_static("x-xss-protection"),
         variable: "EDGE_OBS_SECURITY_X_XSS_PROTECTION",
-        default: "0",
+        values: pages("0"),
+    },
+    BaselineHeader {
+        name: HeaderName::from_static("cross-origin-embedder-policy"),
+        variable: "EDGE_OBS_SECURITY_CROSS_ORIGIN_EMBEDDER_POLICY",
+        values: [None, None, Some("require-corp")],
+    },
+    BaselineHeader {
+        name: HeaderName::from_static("cache-control"),
+        variable: "EDGE_OBS_SECURITY_CACHE_CONTROL",
+        values: [None, Some("no-store"), Some("no-store")],
     },
 ];
 
@@ -159,6 +221,37 @@ mod tests {
                 b.name.as_str()
             );
         }
+    }
+
+    #[test]
+    fn profiles_send_their_own_sets() {
+        let names = |p: Profile| -> Vec<&str> {
+            BASELINE
+                .iter()
+                .filter(|b| b.value(p).is_some())
+                .map(|b| b.name.as_str())
+                .collect()
+        };
+        assert_eq!(names(Profile::Website).len(), 9);
+        assert_eq!(
+            names(Profile::Api),
+            [
+                "strict-transport-security",
+                "x-content-type-options",
+                "x-frame-options",
+                "referrer-policy",
+                "content-security-policy",
+                "cache-control"
+            ]
+        );
+        let strict = names(Profile::Strict);
+        assert_eq!(strict.len(), 11);
+        assert!(names(Profile::Website).iter().all(|n| strict.contains(n)));
+        let csp = |p: Profile| BASELINE[4].value(p).unwrap();
+        assert_eq!(
+            csp(Profile::Api),
+            "default-src 'none'; frame-ancestors 'none'"
+        );
     }
 
     #[test]

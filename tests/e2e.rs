@@ -430,3 +430,97 @@ fn a_streamed_body_is_logged_when_it_ends_with_its_real_size() {
     // At least the 19 pauses: the line was written after the last chunk, not the first.
     assert!(log["duration_ms"].as_f64().unwrap() >= 19.0 * 50.0, "{log}");
 }
+
+/// `EDGE_OBS_SECURITY_PROFILE` picks the baseline: an API gets OWASP's REST set, `strict`
+/// adds COEP and `no-store`, and a per-header variable still wins.
+#[test]
+fn security_profiles_set_their_headers() {
+    let header = |r: &common::Response, name: &str| r.header(name);
+    let api = Host::start(&["--env", "EDGE_OBS_SECURITY_PROFILE=api"]);
+    let r = get(api.addr, "/echo", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(header(&r, "cache-control").as_deref(), Some("no-store"));
+    assert_eq!(
+        header(&r, "content-security-policy").as_deref(),
+        Some("default-src 'none'; frame-ancestors 'none'")
+    );
+    for absent in [
+        "permissions-policy",
+        "cross-origin-opener-policy",
+        "cross-origin-resource-policy",
+        "x-xss-protection",
+    ] {
+        assert_eq!(header(&r, absent), None, "{absent}");
+    }
+    assert_eq!(
+        header(&r, "x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+
+    let strict = Host::start(&[
+        "--env",
+        "EDGE_OBS_SECURITY_PROFILE=strict",
+        "--env",
+        "EDGE_OBS_SECURITY_CACHE_CONTROL=private, no-cache",
+    ]);
+    let r = get(strict.addr, "/echo", &[]);
+    assert_eq!(
+        header(&r, "cross-origin-embedder-policy").as_deref(),
+        Some("require-corp")
+    );
+    assert_eq!(
+        header(&r, "cache-control").as_deref(),
+        Some("private, no-cache")
+    );
+    assert!(header(&r, "permissions-policy").is_some());
+
+    // The default is today's website set: nothing of the other profiles.
+    let website = Host::start(&[]);
+    let r = get(website.addr, "/echo", &[]);
+    assert_eq!(header(&r, "cross-origin-embedder-policy"), None);
+    assert_eq!(header(&r, "cache-control"), None);
+}
+
+/// Each profile, checked by a third-party scanner (PyPI's `shcheck`, which `scripts/test.sh`
+/// installs): what it still reports missing is what the README says each profile leaves out
+/// on purpose.
+#[test]
+fn a_header_scanner_finds_only_what_each_profile_leaves_out() {
+    for (profile, expected_missing) in [
+        ("website", vec!["Cross-Origin-Embedder-Policy"]),
+        (
+            "api",
+            vec![
+                "Cross-Origin-Embedder-Policy",
+                "Cross-Origin-Opener-Policy",
+                "Cross-Origin-Resource-Policy",
+                "Permissions-Policy",
+            ],
+        ),
+        ("strict", vec![]),
+    ] {
+        let env = format!("EDGE_OBS_SECURITY_PROFILE={profile}");
+        let host = Host::start(&["--env", &env]);
+        let url = format!("http://{}/echo", host.addr);
+        let out = std::process::Command::new("python3")
+            .args(["-m", "shcheck.shcheck", "-j", "-d", &url])
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run python3 ({e})"));
+        assert!(
+            out.status.success(),
+            "shcheck failed (run the tests with `bash scripts/test.sh`, which installs it): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let report: serde_json::Value = serde_json::from_str(text.trim())
+            .unwrap_or_else(|e| panic!("shcheck printed no JSON ({e}): {text}"));
+        let mut missing: Vec<String> = report[&url]["missing"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{profile}: {report}"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        missing.sort();
+        assert_eq!(missing, expected_missing, "{profile}: {report}");
+    }
+}

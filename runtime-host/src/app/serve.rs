@@ -243,12 +243,8 @@ impl Server {
             pipeline,
         } = self;
 
-        tracing::info!(
-            addr = %listener.local_addr()?,
-            admin_addr = %admin_listener.local_addr()?,
-            serving = %description,
-            "runtime-host serving"
-        );
+        let addr = listener.local_addr()?;
+        let admin_addr = admin_listener.local_addr()?;
 
         let (stop_tx, stop_rx) = watch::channel(false);
         // The admin server outlives the drain, so probes see /readyz turn 503 while
@@ -265,6 +261,14 @@ impl Server {
             tokio::spawn(watch_upstream(upstream, health.clone(), stop_rx.clone()));
         }
         health.set_started();
+        // Said once ready: whoever waits for this line may send requests and expect /readyz
+        // to answer 200.
+        tracing::info!(
+            %addr,
+            %admin_addr,
+            serving = %description,
+            "runtime-host serving"
+        );
 
         let mut connections = tokio::task::JoinSet::new();
         let mut at_cap_said = false;
