@@ -224,7 +224,6 @@ fn bytes_stream(bytes: Vec<u8>) -> StreamReader<u8> {
     rx
 }
 
-/// A future that resolves to `Ok(())` (its writer is dropped at once).
 /// Runs `a` and `b` at once; `a`'s output once both are done.
 async fn both<A: std::future::Future, B: std::future::Future<Output = ()>>(
     a: A,
@@ -255,6 +254,7 @@ async fn both<A: std::future::Future, B: std::future::Future<Output = ()>>(
 /// What ends a `wasi:http` body: its trailers, or the error it failed with.
 type BodyResult = Result<Option<Fields>, ErrorCode>;
 
+/// A future that resolves to `Ok(())` (its writer is dropped at once).
 fn unit_future() -> FutureReader<Result<(), ErrorCode>> {
     wit_future::new(|| Ok(())).1
 }
@@ -285,7 +285,7 @@ impl BodyCount {
     /// when the body ended in an error. The result is read while the body flows (a writer
     /// that fails its body writes the error before it closes the stream, as spin-sdk does, so
     /// reading the stream to its end first would wait for ever) and handed on after the body,
-    /// as the host would have read it. Costs a future and its task more than `pipe`.
+    /// as the host would have read it. Costs a future more than `pipe`.
     fn pipe_with_result(
         &self,
         body: StreamReader<u8>,
