@@ -818,6 +818,7 @@ const MALFORMED: &[(&str, &str)] = &[
     ("EDGE_OBS_TRACE_CONTEXT", "yes please"),
     ("EDGE_OBS_SECURITY_HEADERS", "2"),
     ("EDGE_OBS_SECURITY_HEADERS_MODE", "merge"),
+    ("EDGE_OBS_SECURITY_PROFILE", "paranoid"),
     (
         "EDGE_OBS_SECURITY_STRICT_TRANSPORT_SECURITY",
         "max-age=1\u{1}",
@@ -830,6 +831,8 @@ const MALFORMED: &[(&str, &str)] = &[
     ("EDGE_OBS_SECURITY_CROSS_ORIGIN_OPENER_POLICY", "x\u{2}"),
     ("EDGE_OBS_SECURITY_CROSS_ORIGIN_RESOURCE_POLICY", "x\u{3}"),
     ("EDGE_OBS_SECURITY_X_XSS_PROTECTION", "0\u{4}"),
+    ("EDGE_OBS_SECURITY_CROSS_ORIGIN_EMBEDDER_POLICY", "x\u{6}"),
+    ("EDGE_OBS_SECURITY_CACHE_CONTROL", "no-store\u{8}"),
     ("EDGE_OBS_REMOVE_RESPONSE_HEADERS", "bad name"),
     ("EDGE_OBS_SERVER_TIMING", "sometimes"),
     ("EDGE_OBS_REQUEST_SET_HEADERS", "no colon here"),
