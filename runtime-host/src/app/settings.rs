@@ -7,9 +7,8 @@ use crate::admin::dashboard::{ChainInfo, ComponentInfo, DashboardConfig, Limits}
 use crate::cli::{Args, ChainMode};
 use crate::serving::components::{Backend, Source};
 use crate::serving::engine::EngineLimits;
-use crate::serving::outbound::AllowedHosts;
+use crate::serving::outbound::{AllowedHosts, Outbound};
 use crate::serving::pool::PoolLimits;
-use crate::serving::store::Outbound;
 use telemetry::otlp::settings::{OtlpSettings, Signal};
 use telemetry::pipeline::PipelineSettings;
 use telemetry::window::Objectives;

@@ -258,6 +258,15 @@ impl AllowedHosts {
     }
 }
 
+/// The allow list of the guests' outgoing requests, and what was said about refusals.
+#[derive(Default)]
+pub struct Outbound {
+    /// The hosts guests may send requests to.
+    pub allowed: AllowedHosts,
+    /// Refusals logged so far.
+    pub refusals: Refusals,
+}
+
 /// Says once per origin (for the first [`MAX_ORIGINS_LOGGED`] origins) that a guest's request
 /// was refused and which flag would allow it: a busy app calling a forbidden host must not
 /// flood the log.

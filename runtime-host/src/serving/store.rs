@@ -2,7 +2,7 @@
 //! memory limits and the guests' output, and how a new store is made.
 
 use crate::serving::guest_output::{GuestOutput, OutputSink, Role};
-use crate::serving::outbound::{AllowedHosts, Refusals};
+use crate::serving::outbound::Outbound;
 use crate::serving::upstream::{Upstream, UpstreamView};
 use http_body_util::BodyExt;
 use std::future::Future;
@@ -136,15 +136,6 @@ impl ResourceLimiter for MemoryLimiter {
 #[derive(Clone)]
 struct Hooks {
     outbound: Arc<Outbound>,
-}
-
-/// The allow list of the guests' outgoing requests, and what was said about refusals.
-#[derive(Default)]
-pub struct Outbound {
-    /// The hosts guests may send requests to.
-    pub allowed: AllowedHosts,
-    /// Refusals logged so far.
-    pub refusals: Refusals,
 }
 
 type IoFuture = Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;

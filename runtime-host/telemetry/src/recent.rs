@@ -57,18 +57,22 @@ impl RecentRequests {
         lines.push_back(line);
     }
 
-    /// The kept lines that pass `filter`, newest first, parsed, at most `limit`.
-    pub fn list(&self, filter: &Filter, limit: usize) -> Vec<Entry> {
-        let lines: Vec<Arc<str>> = self
-            .lines
+    /// The kept lines, oldest first: pointers copied under the lock, so callers parse
+    /// outside it.
+    fn snapshot(&self) -> Vec<Arc<str>> {
+        self.lines
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .iter()
-            .rev()
             .cloned()
-            .collect();
-        lines
+            .collect()
+    }
+
+    /// The kept lines that pass `filter`, newest first, parsed, at most `limit`.
+    pub fn list(&self, filter: &Filter, limit: usize) -> Vec<Entry> {
+        self.snapshot()
             .iter()
+            .rev()
             .filter_map(|line| Entry::parse(line))
             .filter(|entry| filter.matches(entry))
             .take(limit)
@@ -77,14 +81,8 @@ impl RecentRequests {
 
     /// The distinct routes of the kept lines, sorted, for the page's route filter.
     pub fn routes(&self) -> Vec<String> {
-        let lines: Vec<Arc<str>> = self
-            .lines
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect();
-        let mut routes: Vec<String> = lines
+        let mut routes: Vec<String> = self
+            .snapshot()
             .iter()
             .filter_map(|line| Entry::parse(line))
             .filter_map(|entry| entry.route)
