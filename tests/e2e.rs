@@ -524,3 +524,104 @@ fn a_header_scanner_finds_only_what_each_profile_leaves_out() {
         assert_eq!(missing, expected_missing, "{profile}: {report}");
     }
 }
+
+// HTTP/2 and trailers. runtime-host serves HTTP/2 over cleartext to clients with prior
+// knowledge, as Spin's HTTP trigger does; a gRPC-style app needs both.
+
+/// The trailer field the demo app's `/trailers` ends its body with.
+const APP_TRAILER: (&str, &str) = ("x-app-checksum", "sha256=demo");
+
+#[test]
+fn http2_with_prior_knowledge_gets_the_middleware() {
+    let host = Host::start(&[]);
+    let response = common::get_http2(host.addr, "/anything?via=h2", &[]);
+    assert_eq!(response.status, 200, "{response:?}");
+    let id = response.assert_default_decoration();
+    let echo = response.json();
+    assert_eq!(echo["path"], "/anything");
+    assert_eq!(echo["headers"]["x-request-id"], id.as_str());
+    let log = host.log_line(&id);
+    assert_eq!(log["http.response.status_code"], 200);
+    assert_eq!(log["url.path"], "/anything");
+
+    // HTTP/1.1 on the same port, as before.
+    let plain = get(host.addr, "/hello", &[]);
+    assert_eq!(plain.status, 200);
+    assert_eq!(plain.text(), "hello\n");
+}
+
+#[test]
+fn response_trailers_reach_http2_clients_through_the_middleware() {
+    let host = Host::start(&[]);
+    let response = common::get_http2(host.addr, "/trailers", &[]);
+    assert_eq!(response.status, 200, "{response:?}");
+    response.assert_default_decoration();
+    assert_eq!(response.text(), "body with trailers\n");
+    let trailers: Vec<_> = response
+        .trailers
+        .iter()
+        .map(|(n, v)| (n.as_str(), String::from_utf8_lossy(v).into_owned()))
+        .collect();
+    assert_eq!(
+        trailers,
+        [(APP_TRAILER.0, APP_TRAILER.1.to_owned())],
+        "{response:?}"
+    );
+}
+
+#[test]
+fn response_trailers_reach_http1_clients_that_accept_them() {
+    let host = Host::start(&[]);
+    // HTTP/1.1 sends trailers only to a client that says `TE: trailers`, and only those the
+    // response declares in `Trailer` (RFC 9110, section 6.5): the app declares its field.
+    let accepting = send(
+        host.addr,
+        b"GET /trailers HTTP/1.1\r\nhost: localhost\r\nte: trailers\r\nconnection: close\r\n\r\n",
+    );
+    assert_eq!(accepting.status, 200, "{accepting:?}");
+    accepting.assert_default_decoration();
+    assert_eq!(accepting.header("trailer").as_deref(), Some(APP_TRAILER.0));
+    assert_eq!(accepting.text(), "body with trailers\n");
+    assert_eq!(
+        accepting.trailers,
+        [(APP_TRAILER.0.to_owned(), APP_TRAILER.1.as_bytes().to_vec())],
+        "{accepting:?}"
+    );
+    let not_accepting = send(
+        host.addr,
+        b"GET /trailers HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
+    );
+    assert_eq!(not_accepting.text(), "body with trailers\n");
+    assert!(not_accepting.trailers.is_empty(), "{not_accepting:?}");
+}
+
+#[test]
+fn upstream_mode_passes_the_origins_trailers_on() {
+    let origin = common::start_scripted_origin(|_, stream| {
+        use std::io::Write;
+        stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\
+                  trailer: grpc-status\r\n\r\n5\r\nhello\r\n0\r\ngrpc-status: 0\r\n\r\n",
+            )
+            .is_ok()
+    });
+    let url = format!("http://{origin}");
+    let host = Host::start(&["--upstream", &url]);
+    for response in [
+        common::get_http2(host.addr, "/rpc", &[]),
+        send(
+            host.addr,
+            b"GET /rpc HTTP/1.1\r\nhost: localhost\r\nte: trailers\r\nconnection: close\r\n\r\n",
+        ),
+    ] {
+        assert_eq!(response.status, 200, "{response:?}");
+        assert_eq!(response.text(), "hello");
+        response.request_id();
+        assert_eq!(
+            response.trailers,
+            [("grpc-status".to_owned(), b"0".to_vec())],
+            "{response:?}"
+        );
+    }
+}

@@ -645,3 +645,30 @@ fn a_body_that_fails_mid_stream_is_logged_as_an_error() {
     // The next request is served normally.
     assert_eq!(common::get(host.addr, "/hello", &[]).status, 200);
 }
+
+#[test]
+fn a_stalled_stdout_reader_costs_log_lines_not_requests_or_probes() {
+    // The tap never returns, so after the first line nobody reads the host's stdout: the
+    // pipe fills after a few dozen requests, as with a stalled log shipper.
+    let host = Host::start_tapped(&[], |_| {
+        loop {
+            std::thread::park();
+        }
+    });
+    let mut conn = Conn::open(host.addr);
+    // Enough lines to fill the pipe and then the host's bounded buffer
+    // (`stdio::MAX_PENDING_BYTES`, 4 MiB) behind it: the query (logged up to 1024
+    // characters) makes each request's lines over 2 KB.
+    let path = format!("/hello?q={}", "p".repeat(1000));
+    for i in 0..3000 {
+        let response = conn.get(&path, &[]);
+        assert_eq!(response.status, 200, "request {i}");
+        if i % 500 == 0 {
+            assert_eq!(host.admin_get("/livez").status, 200, "after request {i}");
+        }
+    }
+    assert_eq!(host.admin_get("/readyz").status, 200);
+    host.wait_stderr("the warning about dropped lines", |line| {
+        line.contains("dropping guest lines") && line.contains("stdout")
+    });
+}

@@ -602,3 +602,39 @@ fn a_long_route_template_keeps_its_label_in_every_output() {
             .any(|p| attr_str(&p.attributes, "http.route") == Some(template.as_str()))
     });
 }
+
+#[test]
+fn a_hung_trace_collector_leaves_the_logs_their_shutdown_flush() {
+    let hung = Receiver::start(Behaviour::Hang);
+    let logs = Receiver::start(Behaviour::Accept);
+    let mut host = start(
+        &["--shutdown-grace", "3s"],
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                format!("{}/v1/traces", hung.url()),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+                format!("{}/v1/logs", logs.url()),
+            ),
+            ("OTEL_METRICS_EXPORTER", "none".into()),
+            // Far longer than the test: only the shutdown flush sends anything.
+            ("OTEL_BSP_SCHEDULE_DELAY", "3600000".into()),
+            ("OTEL_BLRP_SCHEDULE_DELAY", "3600000".into()),
+        ],
+    );
+    let trace = "55555555555555555555555555555555";
+    app_traceparent(&host, Some(&format!("00-{trace}-{CALLER_SPAN}-01")));
+    assert!(logs.log_records().is_empty());
+    host.terminate();
+    assert!(host.wait_exit(Duration::from_secs(30)).success());
+    // The span export hangs for the whole grace period; the logs flushed beside it.
+    assert!(
+        !logs.log_records().is_empty(),
+        "no log record arrived while the trace collector hung"
+    );
+    host.wait_stderr("the flush warning for spans", |line| {
+        line.contains("OTLP flush did not finish") && line.contains("traces")
+    });
+}

@@ -18,7 +18,8 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let args = Args::parse();
-    init_tracing(&args);
+    // Held to the end: dropping it writes out the host's last log lines.
+    let _log_writer = init_tracing(&args);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -29,7 +30,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(runtime_host::app::run(args, shutdown_signal())) {
+    let outcome = runtime.block_on(runtime_host::app::run(args, shutdown_signal()));
+    runtime_host::serving::stdio::drain();
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // One clear line for a user mistake; no backtrace.
@@ -56,16 +59,21 @@ async fn shutdown_signal() {
     }
 }
 
-fn init_tracing(args: &Args) {
+/// The host's own log on stderr, written by a thread of its own (tracing-appender): a stalled
+/// reader of stderr loses host lines instead of freezing requests and probes.
+fn init_tracing(args: &Args) -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal();
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
+        .with_ansi(ansi)
+        .with_writer(writer);
     match args.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
     }
+    guard
 }

@@ -340,6 +340,8 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
+    /// The fields after the body (chunked HTTP/1.1 or HTTP/2), lowercase names.
+    pub trailers: Vec<(String, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for Response {
@@ -471,26 +473,12 @@ pub fn read_response(reader: &mut impl BufRead) -> Response {
         .unwrap_or_else(|| panic!("bad status line {status_line:?}"))
         .parse()
         .unwrap();
-    let mut headers = Vec::new();
-    loop {
-        line.clear();
-        reader.read_until(b'\n', &mut line).unwrap();
-        let trimmed = line.strip_suffix(b"\r\n").unwrap_or(&line);
-        if trimmed.is_empty() {
-            break;
-        }
-        let at = trimmed
-            .iter()
-            .position(|b| *b == b':')
-            .expect("header colon");
-        let name = String::from_utf8_lossy(&trimmed[..at]).to_ascii_lowercase();
-        let value = trimmed[at + 1..].trim_ascii().to_vec();
-        headers.push((name, value));
-    }
+    let headers = read_fields(reader);
     let mut response = Response {
         status,
         headers,
         body: Vec::new(),
+        trailers: Vec::new(),
     };
     if let Some(length) = response.all("content-length").first() {
         let mut body = vec![0; length.parse().unwrap()];
@@ -505,17 +493,86 @@ pub fn read_response(reader: &mut impl BufRead) -> Response {
             line.clear();
             reader.read_until(b'\n', &mut line).unwrap();
             let size = usize::from_str_radix(String::from_utf8_lossy(&line).trim(), 16).unwrap();
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).unwrap();
             if size == 0 {
+                response.trailers = read_fields(reader);
                 break;
             }
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).unwrap();
             response.body.extend_from_slice(&chunk[..size]);
         }
     } else if status != 204 && status != 304 {
         reader.read_to_end(&mut response.body).unwrap();
     }
     response
+}
+
+/// Reads header (or trailer) fields up to and including the empty line that ends them.
+fn read_fields(reader: &mut impl BufRead) -> Vec<(String, Vec<u8>)> {
+    let mut fields = Vec::new();
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        reader.read_until(b'\n', &mut line).unwrap();
+        let trimmed = line.strip_suffix(b"\r\n").unwrap_or(&line);
+        if trimmed.is_empty() {
+            break;
+        }
+        let at = trimmed
+            .iter()
+            .position(|b| *b == b':')
+            .expect("header colon");
+        let name = String::from_utf8_lossy(&trimmed[..at]).to_ascii_lowercase();
+        let value = trimmed[at + 1..].trim_ascii().to_vec();
+        fields.push((name, value));
+    }
+    fields
+}
+
+/// One request over HTTP/2 with prior knowledge (cleartext, as gRPC clients send it), by
+/// hyper's client: the response's status, headers, body and trailers.
+pub fn get_http2(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Response {
+    use http_body_util::BodyExt;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(stream),
+        )
+        .await
+        .expect("HTTP/2 handshake");
+        tokio::spawn(connection);
+        let mut request = hyper::Request::get(format!("http://{addr}{path}"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(60), sender.send_request(request))
+            .await
+            .expect("HTTP/2 response within 60 s")
+            .expect("HTTP/2 response");
+        let fields = |map: &http::HeaderMap| -> Vec<(String, Vec<u8>)> {
+            map.iter()
+                .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+                .collect()
+        };
+        let status = response.status().as_u16();
+        let headers = fields(response.headers());
+        let collected = response.into_body().collect().await.expect("HTTP/2 body");
+        let trailers = collected.trailers().map(fields).unwrap_or_default();
+        Response {
+            status,
+            headers,
+            body: collected.to_bytes().to_vec(),
+            trailers,
+        }
+    })
 }
 
 /// A small native HTTP origin for upstream mode: answers every request with a JSON echo of
@@ -758,6 +815,7 @@ pub fn read_lenient(stream: TcpStream, within: Duration) -> Received {
                 status,
                 headers,
                 body: Vec::new(),
+                trailers: Vec::new(),
             };
             return Received::Truncated {
                 response,
@@ -776,6 +834,7 @@ pub fn read_lenient(stream: TcpStream, within: Duration) -> Received {
         status,
         headers,
         body: Vec::new(),
+        trailers: Vec::new(),
     };
     let length: Option<u64> = response
         .all("content-length")

@@ -18,6 +18,7 @@
 //! | `/echo-body` | 200, the request body streamed back (with the request's `content-type`) |
 //! | `/app-metric` | prints one `edge_obs.app_metric.v1` counter line ([`APP_METRIC_LINE`]) to stdout, then 200 `counted\n` |
 //! | `/fail-body` | 200 `text/plain` without `content-length`: `partial body\n`, then the body ends with an error (the client's transfer is cut) |
+//! | `/trailers` | 200 `text/plain` without `content-length`, `Trailer: x-app-checksum`: `body with trailers\n`, then the trailer field [`TRAILER_NAME`]`: `[`TRAILER_VALUE`] |
 //! | `/fetch?url=...` | sends `GET url` through `wasi:http/client`, then 200 `{"status": N}`, or 502 `{"error": "..."}` when the host refused or failed it |
 //! | `/print?line=...&via=wasip3` | prints the percent-decoded `line` and a `\n` to stdout in one write (through `wasi:cli/stdout@0.2` by default, `@0.3.0` with `via=wasip3`), then 200 `printed\n` |
 //! | anything else | 200 `application/json` echo of the request: `{"method", "path", "query", "headers"}` |
@@ -32,6 +33,12 @@
 
 /// The trace id of the span line `/forge-metric` forges.
 pub const FORGED_TRACE_ID: &str = "f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0f0";
+
+/// The trailer field `/trailers` ends its body with (and names in its `Trailer` header, which
+/// an HTTP/1.1 server needs before it sends a trailer).
+pub const TRAILER_NAME: &str = "x-app-checksum";
+/// The value of [`TRAILER_NAME`].
+pub const TRAILER_VALUE: &str = "sha256=demo";
 
 /// The longest `/delay/{ms}` and `?delay_ms=` honoured, in milliseconds.
 pub const MAX_DELAY_MS: u64 = 60_000;
@@ -81,6 +88,8 @@ pub enum Route {
     AppMetric,
     /// `/fail-body`
     FailBody,
+    /// `/trailers`
+    Trailers,
     /// `/fetch?url=...`: the percent-decoded URL to send a GET to.
     Fetch(String),
     /// `/print?line=...`: the line to print (without its `\n`), and whether to write it
@@ -111,6 +120,7 @@ impl Route {
             "/app-metric" => Route::AppMetric,
             "/print" => Route::print(query.unwrap_or("")),
             "/fail-body" => Route::FailBody,
+            "/trailers" => Route::Trailers,
             "/fetch" => Route::Fetch(
                 query_pairs(query.unwrap_or(""))
                     .find(|(name, _)| name == b"url")
@@ -234,7 +244,7 @@ pub mod component {
     };
     use spin_sdk::wasip3::http::types::{ErrorCode, Response};
 
-    use super::{Route, query_pairs};
+    use super::{Route, TRAILER_NAME, TRAILER_VALUE, query_pairs};
 
     /// What every route returns: a finished `wasi:http` response or an error code for the host.
     type HandlerResult = Result<Response, ErrorCode>;
@@ -293,6 +303,7 @@ pub mod component {
             }
             Route::Fetch(url) => fetch(&url).await,
             Route::FailBody => fail_body(),
+            Route::Trailers => trailers(),
             Route::Echo => echo(&req),
             Route::BadRequest(message) => bad_request(message),
         }
@@ -307,6 +318,21 @@ pub mod component {
         ]);
         let mut headers = HeaderMap::with_capacity(1);
         headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        (StatusCode::OK, headers, StreamBody::new(frames)).into_response()
+    }
+
+    /// `/trailers`: a chunk, then trailers, as a gRPC-style app that reports its outcome
+    /// after the body does.
+    fn trailers() -> HandlerResult {
+        let mut trailers = HeaderMap::with_capacity(1);
+        trailers.insert(TRAILER_NAME, HeaderValue::from_static(TRAILER_VALUE));
+        let frames = stream::iter([
+            Ok::<_, Infallible>(Frame::data(Bytes::from_static(b"body with trailers\n"))),
+            Ok(Frame::trailers(trailers)),
+        ]);
+        let mut headers = HeaderMap::with_capacity(2);
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        headers.insert("trailer", HeaderValue::from_static(TRAILER_NAME));
         (StatusCode::OK, headers, StreamBody::new(frames)).into_response()
     }
 
@@ -536,6 +562,7 @@ mod tests {
         assert_eq!(Route::parse("/forge-metric", None), Route::ForgeMetric);
         assert_eq!(Route::parse("/app-metric", None), Route::AppMetric);
         assert_eq!(Route::parse("/fail-body", None), Route::FailBody);
+        assert_eq!(Route::parse("/trailers", None), Route::Trailers);
         assert_eq!(
             Route::parse("/print", Some("line=a%22b&via=wasip3")),
             Route::Print {

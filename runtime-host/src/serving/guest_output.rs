@@ -3,9 +3,9 @@
 //! Each store gets its own line splitter ([`telemetry::lines`]), so a line is always passed
 //! on whole, in one write, and lines of concurrent requests never interleave. Every stdout
 //! line goes to the telemetry pipeline ([`Pipeline`]), which decides what feeds the metrics,
-//! OTLP export and the admin page, and what is printed.
+//! OTLP export and the admin page, and what is printed ([`stdio`], off the request path).
 
-use std::io::Write;
+use crate::serving::stdio;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -43,13 +43,12 @@ impl OutputSink {
 
     fn stdout_line(&self, role: Role, line: &[u8]) {
         if self.pipeline.stdout_line(role, line) {
-            // A closed stdout must not fail the guest's request.
-            let _ = std::io::stdout().lock().write_all(line);
+            stdio::stdout().line(line);
         }
     }
 
     fn stderr_line(&self, line: &[u8]) {
-        let _ = std::io::stderr().lock().write_all(line);
+        stdio::stderr().line(line);
     }
 }
 

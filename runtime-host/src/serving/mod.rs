@@ -12,5 +12,6 @@ pub mod outbound;
 pub mod pool;
 pub mod rate_limit;
 pub mod request;
+pub mod stdio;
 pub mod store;
 pub mod upstream;

@@ -8,8 +8,8 @@ use bytes::Bytes;
 use edge_observability::ErrorType;
 use http::{HeaderMap, Method, Uri};
 use http_body_util::{BodyExt, Limited};
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -55,7 +55,37 @@ pub async fn stopped(mut flag: watch::Receiver<bool>) {
     let _ = flag.wait_for(|stop| *stop).await;
 }
 
-/// Serves one client connection (HTTP/1.1 with keep-alive) until it closes or `stop`.
+/// How long a client may take to send its request head (hyper's `header_read_timeout`), and
+/// with it the first bytes of a connection: slow clients (slowloris) may not hold a
+/// connection open forever sending headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most requests at once on one HTTP/2 connection (hyper's default, said here); each still
+/// takes a permit of `--max-concurrent-requests`.
+const MAX_HTTP2_STREAMS: u32 = 200;
+
+/// The start of every HTTP/2 connection with prior knowledge (RFC 9113, section 3.4).
+const HTTP2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Serves a hyper connection (HTTP/1.1 or HTTP/2: two types with the same inherent methods)
+/// until it ends; once `stop`, finishes the requests in flight and closes instead of keeping
+/// the connection alive (HTTP/2: `GOAWAY`).
+macro_rules! serve_until_stopped {
+    ($connection:expr, $stop:expr) => {{
+        let mut connection = std::pin::pin!($connection);
+        tokio::select! {
+            result = connection.as_mut() => result,
+            () = stopped($stop) => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        }
+    }};
+}
+
+/// Serves one client connection until it closes or `stop`: HTTP/1.1 with keep-alive, or
+/// HTTP/2 over cleartext when the client starts with the HTTP/2 preface (prior knowledge), as
+/// Spin's HTTP trigger does.
 pub async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
@@ -74,24 +104,30 @@ pub async fn serve_connection(
             async move { Ok::<_, std::convert::Infallible>(handle(request, peer, &requests).await) }
         })
     };
-    let connection = http1::Builder::new()
-        .keep_alive(true)
-        .max_buf_size(max_buf)
-        // max_buf_size alone lets heads of up to about twice the limit through.
-        .max_header_size(hyper_max_header)
-        .max_headers(MAX_HEADER_FIELDS * 2)
-        // Slow clients (slowloris) may not hold a connection open forever sending headers.
-        .header_read_timeout(Duration::from_secs(10))
-        .timer(hyper_util::rt::TokioTimer::new())
-        .serve_connection(TokioIo::new(stream), service);
-    let mut connection = std::pin::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        () = stopped(stop) => {
-            // Finish the request in flight, then close instead of keeping the connection alive.
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
+    let (http2, io) = match tokio::time::timeout(HEADER_READ_TIMEOUT, sniff(stream)).await {
+        Ok(Ok(sniffed)) => sniffed,
+        // Closed, failed or silent before a request began: nothing to answer or count.
+        Ok(Err(_)) | Err(_) => return,
+    };
+    let io = TokioIo::new(io);
+    let result = if http2 {
+        let connection = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_header_list_size(u32::try_from(hyper_max_header).unwrap_or(u32::MAX))
+            .max_concurrent_streams(MAX_HTTP2_STREAMS)
+            .serve_connection(io, service);
+        serve_until_stopped!(connection, stop)
+    } else {
+        let connection = http1::Builder::new()
+            .keep_alive(true)
+            .max_buf_size(max_buf)
+            // max_buf_size alone lets heads of up to about twice the limit through.
+            .max_header_size(hyper_max_header)
+            .max_headers(MAX_HEADER_FIELDS * 2)
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .timer(TokioTimer::new())
+            .serve_connection(io, service);
+        serve_until_stopped!(connection, stop)
     };
     if let Err(error) = result {
         // hyper answered these itself (431/414, 400) without calling the service; they are
@@ -120,6 +156,32 @@ pub async fn serve_connection(
             requests.metrics.rejected(reason);
         }
     }
+}
+
+/// The connection's byte stream, with the bytes `sniff` read put back in front.
+type Sniffed = tokio::io::Join<
+    tokio::io::Chain<std::io::Cursor<Vec<u8>>, tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+>;
+
+/// Reads as much of the connection's start as tells HTTP/2's preface from anything else
+/// (at most its 24 bytes, fewer as soon as one differs) and gives the stream back with those
+/// bytes unread, so that the protocol chosen reads the connection from its first byte.
+async fn sniff(stream: tokio::net::TcpStream) -> std::io::Result<(bool, Sniffed)> {
+    use tokio::io::AsyncReadExt;
+    let (mut read, write) = stream.into_split();
+    let mut start = [0; HTTP2_PREFACE.len()];
+    let mut len = 0;
+    while len < start.len() && start[..len] == HTTP2_PREFACE[..len] {
+        let n = read.read(&mut start[len..]).await?;
+        if n == 0 {
+            break;
+        }
+        len += n;
+    }
+    let http2 = start == *HTTP2_PREFACE;
+    let start = std::io::Cursor::new(start[..len].to_vec());
+    Ok((http2, tokio::io::join(start.chain(read), write)))
 }
 
 /// What the host keeps of a request to answer it itself if the chain fails.

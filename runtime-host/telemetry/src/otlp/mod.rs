@@ -210,17 +210,25 @@ impl Otlp {
         }
     }
 
-    /// Flushes everything queued, within `deadline`.
+    /// Flushes everything queued, within `deadline`. The signals flush side by side: a
+    /// collector that hangs on one of them must not use up the others' time.
     pub async fn shutdown(&self, deadline: Instant) {
-        if let Some(q) = &self.spans {
-            q.shutdown(deadline).await;
-        }
-        if let Some(q) = &self.logs {
-            q.shutdown(deadline).await;
-        }
-        if let Some(m) = &self.metrics {
-            m.shutdown(deadline).await;
-        }
+        let spans = async {
+            if let Some(q) = &self.spans {
+                q.shutdown(deadline).await;
+            }
+        };
+        let logs = async {
+            if let Some(q) = &self.logs {
+                q.shutdown(deadline).await;
+            }
+        };
+        let metrics = async {
+            if let Some(m) = &self.metrics {
+                m.shutdown(deadline).await;
+            }
+        };
+        tokio::join!(spans, logs, metrics);
     }
 }
 
