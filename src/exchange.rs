@@ -29,7 +29,7 @@ use crate::otlp::buffer::Buffer;
 use crate::redact::Redaction;
 use crate::request_id::{self, Replaced};
 use crate::span::{self, SpanEvent};
-use crate::trace_context::{self, TraceIds};
+use crate::trace_context::{self, TraceIds, TraceParent};
 use crate::{client_addr, problem, route, security_headers, timestamp};
 
 /// `Server-Timing` header name.
@@ -202,6 +202,16 @@ pub struct Answer {
     pub trace_id: Option<String>,
 }
 
+/// What a middleware sent on with a request (read by the host where the request leaves it):
+/// the request id and `traceparent` the next hop got. See [`Middleware::answer`].
+#[derive(Clone, Debug, Default)]
+pub struct Forwarded {
+    /// The request id header's value.
+    pub request_id: Option<HeaderValue>,
+    /// The `traceparent` sent, whose parent id is the middleware's span.
+    pub traceparent: Option<TraceParent>,
+}
+
 /// The middleware's own answer to a CORS preflight request (the app is not called).
 #[derive(Clone, Debug)]
 pub struct PreflightResponse {
@@ -320,10 +330,16 @@ impl Middleware {
     /// event). `started` is when the request arrived, for its duration.
     ///
     /// A valid client request id is kept and an invalid one replaced, as in [`Middleware::start`].
+    ///
+    /// `forwarded`, when a middleware had already sent the request on before the host had to
+    /// answer (an upstream that timed out): the answer stands in for that middleware, with
+    /// the request id and the span it forwarded, so the line matches what the next hop saw
+    /// and the next hop's parent span is exported.
     pub fn answer(
         &self,
         req: &RequestHead<'_>,
         request_headers: &HeaderMap,
+        forwarded: Option<&Forwarded>,
         error: ErrorType,
         started: Instant,
     ) -> Answer {
@@ -331,7 +347,19 @@ impl Middleware {
         let arrived_at = SystemTime::now().checked_sub(elapsed).unwrap_or(UNIX_EPOCH);
         // `start` edits the headers it would forward; nothing is forwarded here.
         let mut headers = request_headers.clone();
+        if let Some(id) = forwarded.and_then(|f| f.request_id.clone()) {
+            headers.insert(self.config.request_id.header.clone(), id);
+        }
         let mut exchange = self.start_with(req, &mut headers, started, arrived_at, &random_bytes());
+        if let (Some(trace), Some(sent)) = (
+            exchange.trace.as_mut(),
+            forwarded.and_then(|f| f.traceparent.as_ref()),
+        ) {
+            // The caller's span stays the parent; the rest is what went downstream.
+            trace.trace_id = sent.trace_id;
+            trace.span_id = sent.parent_id;
+            trace.flags = sent.flags;
+        }
         let response = exchange.on_failure(error);
         let request_id = exchange.request_id.clone();
         let trace_id = exchange.trace_id();

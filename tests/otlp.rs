@@ -638,3 +638,53 @@ fn a_hung_trace_collector_leaves_the_logs_their_shutdown_flush() {
         line.contains("OTLP flush did not finish") && line.contains("traces")
     });
 }
+
+#[test]
+fn an_upstream_timeout_answered_by_the_host_carries_the_span_and_id_the_origin_saw() {
+    // The origin notes what it was sent, then never answers.
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<Vec<(String, String)>>();
+    let seen_tx = std::sync::Mutex::new(seen_tx);
+    let origin = common::start_scripted_origin(move |request, _| {
+        let _ = seen_tx.lock().unwrap().send(request.headers.clone());
+        std::thread::sleep(Duration::from_secs(30));
+        false
+    });
+    let receiver = Receiver::start(Behaviour::Accept);
+    let url = format!("http://{origin}");
+    let host = start(
+        &["--upstream", &url, "--request-timeout", "1s"],
+        &quick_env(&receiver),
+    );
+    let trace = "66666666666666666666666666666666";
+    // No request id from the client: the middleware makes one, and the host's answer must
+    // carry that one, not one of its own.
+    let response = common::get(
+        host.addr,
+        "/slow",
+        &[("traceparent", &format!("00-{trace}-{CALLER_SPAN}-01"))],
+    );
+    assert_eq!(response.status, 504, "{response:?}");
+    let seen = seen_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the origin got the request");
+    let header = |name: &str| {
+        seen.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("the origin got no {name}: {seen:?}"))
+    };
+    assert!(
+        seen.iter().all(|(n, _)| n != "runtime-host-exchange"),
+        "the host's own header reached the origin: {seen:?}"
+    );
+    let origin_parent = header("traceparent")[36..52].to_owned();
+    assert_eq!(response.request_id(), header("x-request-id"));
+
+    // The host's span stands in for the middleware's: the origin's parent is exported.
+    let span = receiver.wait_span(trace);
+    assert_eq!(hex(&span.span_id), origin_parent);
+    assert_eq!(hex(&span.parent_span_id), CALLER_SPAN);
+    let log = host.log_line(&response.request_id());
+    assert_eq!(log["error.type"], "timeout");
+    assert_eq!(log["span_id"], origin_parent.as_str());
+}

@@ -195,6 +195,7 @@ impl Server {
                 metrics: metrics.clone(),
                 answers: HostAnswers::new(middleware, sink),
                 rate_limiter,
+                upstream: chain.upstream.clone(),
             }),
             listener,
             admin_listener,

@@ -7,6 +7,7 @@
 
 use crate::serving::guest_output::OutputSink;
 use bytes::Bytes;
+use edge_observability::exchange::Forwarded;
 use edge_observability::{ErrorType, Middleware, RequestHead};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use http_body_util::{BodyExt, Full};
@@ -57,6 +58,20 @@ impl HostAnswers {
         error: ErrorType,
         started: Instant,
     ) -> (hyper::Response<HostBody>, Answered) {
+        self.answer_after(method, uri, headers, None, error, started)
+    }
+
+    /// [`HostAnswers::answer`] for a request the middleware had already sent on
+    /// (`forwarded`, see [`Forwarded`]): the answer carries the ids the next hop saw.
+    pub fn answer_after(
+        &self,
+        method: &Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        forwarded: Option<&Forwarded>,
+        error: ErrorType,
+        started: Instant,
+    ) -> (hyper::Response<HostBody>, Answered) {
         let authority = uri
             .authority()
             .map(|a| a.as_str())
@@ -68,7 +83,7 @@ impl HostAnswers {
             authority,
             path_with_query,
         };
-        self.respond(&head, headers, error, started)
+        self.respond(&head, headers, forwarded, error, started)
     }
 
     /// A request hyper rejected before it had a head (malformed, or a header section or
@@ -85,17 +100,20 @@ impl HostAnswers {
             authority: None,
             path_with_query: "",
         };
-        self.respond(&head, &headers, error, Instant::now());
+        self.respond(&head, &headers, None, error, Instant::now());
     }
 
     fn respond(
         &self,
         head: &RequestHead<'_>,
         headers: &HeaderMap,
+        forwarded: Option<&Forwarded>,
         error: ErrorType,
         started: Instant,
     ) -> (hyper::Response<HostBody>, Answered) {
-        let answer = self.middleware.answer(head, headers, error, started);
+        let answer = self
+            .middleware
+            .answer(head, headers, forwarded, error, started);
         self.sink.host_lines(&answer.lines);
         let failure = answer.response;
         let mut response = hyper::Response::new(

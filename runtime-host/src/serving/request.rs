@@ -4,6 +4,7 @@
 use crate::serving::answers::{self, HostAnswers, HostBody, SCHEME};
 use crate::serving::pool::{InstanceFactory, InstantiationTimedOut, PoolExhausted, RequestFate};
 use crate::serving::rate_limit::RateLimiter;
+use crate::serving::upstream::{Tracked, Upstream};
 use bytes::Bytes;
 use edge_observability::ErrorType;
 use http::{HeaderMap, Method, Uri};
@@ -41,6 +42,8 @@ pub struct Requests {
     pub answers: HostAnswers,
     /// `--rate-limit`, when set.
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// The origin in upstream mode, which notes what the chain forwarded for each request.
+    pub upstream: Option<Arc<Upstream>>,
 }
 
 /// Most header fields a request may have (hyper's default limit); more get 431.
@@ -263,6 +266,10 @@ async fn handle(
         uri: parts.uri.clone(),
         headers: parts.headers.clone(),
     };
+    let tracked = requests
+        .upstream
+        .as_ref()
+        .map(|upstream| upstream.track(&mut parts.headers));
     let max_body = requests.max_body_bytes;
     let body = Limited::new(body, max_body as usize)
         .map_err(move |_| wasmtime_wasi_http::Error::HttpRequestBodySize(Some(max_body)))
@@ -307,10 +314,16 @@ async fn handle(
             } else {
                 ErrorType::GuestTrap
             };
-            let (response, answered) =
-                requests
-                    .answers
-                    .answer(&copy.method, &copy.uri, &copy.headers, kind, started);
+            // Past the middleware (an upstream timeout), the answer takes the ids it sent.
+            let forwarded = tracked.as_ref().and_then(Tracked::forwarded);
+            let (response, answered) = requests.answers.answer_after(
+                &copy.method,
+                &copy.uri,
+                &copy.headers,
+                forwarded.as_ref(),
+                kind,
+                started,
+            );
             tracing::warn!(
                 request_id = %answered.request_id,
                 trace_id = answered.trace_id.as_deref().unwrap_or(""),

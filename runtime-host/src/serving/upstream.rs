@@ -7,12 +7,16 @@
 //! `send_request` hook) differs: it goes to the configured origin.
 
 use anyhow::{Context, Result, bail};
+use edge_observability::exchange::Forwarded;
 use edge_observability::trace_context;
 use http::uri::{Authority, PathAndQuery, Scheme};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use telemetry::metrics::{HostMetrics, UpstreamErrorKind};
 use wasmtime::component::{Accessor, HasData, Linker, Resource};
@@ -45,6 +49,42 @@ pub struct Upstream {
     metrics: Arc<HostMetrics>,
     /// The header carrying the request id (the middleware's setting), for error lines.
     request_id_header: http::HeaderName,
+    /// What the chain forwarded for each request in flight, by [`EXCHANGE_HEADER`] token.
+    in_flight: Mutex<HashMap<u64, Option<Forwarded>>>,
+    next_token: AtomicU64,
+}
+
+/// The header by which the host finds a request again where it leaves for the origin: set
+/// on the incoming request (replacing any a client sent), passed on by the middleware like
+/// any other, and removed before the origin sees it.
+const EXCHANGE_HEADER: http::HeaderName = http::HeaderName::from_static("runtime-host-exchange");
+
+/// One request followed to the origin ([`Upstream::track`]); forgotten when dropped.
+pub struct Tracked {
+    upstream: Arc<Upstream>,
+    token: u64,
+}
+
+impl Tracked {
+    /// What the chain sent the origin for this request, if it got that far.
+    pub fn forwarded(&self) -> Option<Forwarded> {
+        self.upstream
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get_mut(&self.token)
+            .and_then(Option::take)
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.upstream
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.token);
+    }
 }
 
 impl Upstream {
@@ -84,7 +124,43 @@ impl Upstream {
             connect_timeout,
             metrics,
             request_id_header,
+            in_flight: Mutex::new(HashMap::new()),
+            next_token: AtomicU64::new(1),
         })
+    }
+
+    /// Follows a request to the origin: marks its `headers`, so that if the host has to
+    /// answer it after the middleware forwarded it (a timeout), the answer carries the ids
+    /// the origin saw (`Tracked::forwarded`).
+    pub fn track(self: &Arc<Self>, headers: &mut http::HeaderMap) -> Tracked {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        headers.insert(EXCHANGE_HEADER, http::HeaderValue::from(token));
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(token, None);
+        Tracked {
+            upstream: self.clone(),
+            token,
+        }
+    }
+
+    /// Notes what leaves for the origin under the request's token, once: a request the host
+    /// does not follow, or a token seen before, changes nothing.
+    fn note_forwarded(&self, token: Option<&http::HeaderValue>, forwarded: Forwarded) {
+        let Some(token) = token
+            .and_then(|t| t.to_str().ok())
+            .and_then(|t| t.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let mut in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(slot @ None) = in_flight.get_mut(&token) {
+            *slot = Some(forwarded);
+        }
     }
 
     /// The origin as given, for log lines.
@@ -135,16 +211,26 @@ impl Upstream {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_owned();
-        let trace_id = request
+        let traceparent = request
             .headers()
             .get("traceparent")
-            .and_then(|v| trace_context::parse_traceparent(v.as_bytes()).ok())
+            .and_then(|v| trace_context::parse_traceparent(v.as_bytes()).ok());
+        let trace_id = traceparent
+            .as_ref()
             .map(|parent| {
                 let mut hex = String::with_capacity(32);
                 trace_context::push_hex(&mut hex, &parent.trace_id);
                 hex
             })
             .unwrap_or_default();
+        let token = request.headers_mut().remove(EXCHANGE_HEADER);
+        self.note_forwarded(
+            token.as_ref(),
+            Forwarded {
+                request_id: request.headers().get(&self.request_id_header).cloned(),
+                traceparent,
+            },
+        );
         let method = request.method().clone();
         let path = request.uri().path().to_owned();
         match self.client.request(request).await {
