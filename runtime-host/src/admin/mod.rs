@@ -515,6 +515,7 @@ mod tests {
             status_code: Some(200),
             scheme: Some("http".into()),
             error_type: None,
+            trace: None,
         }));
         srv.metrics.trap();
         let r = get(srv.addr, "/metrics").await;
