@@ -280,11 +280,6 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
         b.eval("document.getElementById('f-id').value"),
         picked.as_str()
     );
-    b.wait_for(
-        "the list filtered to the picked trace",
-        &format!("(() => {{ const rows = [...document.querySelectorAll('#recent tbody tr')]; return rows.length >= 1 && rows.every(r => r.cells[6].textContent === '{}…'); }})()", &picked[..12]),
-    );
-
     assert_eq!(b.errors(), Vec::<String>::new(), "the console shows errors");
 }
 
