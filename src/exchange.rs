@@ -707,6 +707,7 @@ impl Exchange {
                 status,
                 scheme: metrics::normalize_scheme(Some(&self.scheme)),
                 error_type,
+                trace: self.trace.as_ref().filter(|_| span_line || export_span),
             };
             if cfg.metrics {
                 metrics::write(&ev, &mut out);

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::access_log::MAX_LINE_BYTES;
+use crate::access_log::{MAX_LINE_BYTES, hex};
 use crate::json::{self, ObjectLine};
+use crate::trace_context::TraceIds;
 
 /// Every metric line starts with this, so consumers can tell it from log lines by prefix.
 pub const LINE_PREFIX: &str = "{\"schema\":\"edge_obs.metric.v1\"";
@@ -30,6 +31,11 @@ pub mod keys {
     pub const REQUEST_BODY_BYTES: &str = "request_body_bytes";
     /// Response body size in bytes, when known.
     pub const RESPONSE_BODY_BYTES: &str = "response_body_bytes";
+    /// Trace id (32 lowercase hex digits) of the span this request reports, only when it
+    /// reports one (the trace is sampled): consumers attach it to exemplars.
+    pub const TRACE_ID: &str = "trace_id";
+    /// Span id (16 lowercase hex digits) of that span, with [`TRACE_ID`].
+    pub const SPAN_ID: &str = "span_id";
     /// The object holding the OpenTelemetry attributes below.
     pub const ATTRIBUTES: &str = "attributes";
     /// `http.request.method`: one of [`super::KNOWN_METHODS`] or [`super::OTHER`].
@@ -79,6 +85,9 @@ pub struct MetricEvent<'a> {
     pub scheme: &'static str,
     /// `error.type`, only on failure.
     pub error_type: Option<&'a str>,
+    /// The ids of the span this exchange reports (a span line or an OTLP span), so that a
+    /// consumer's exemplars only point at traces a backend receives; `None` otherwise.
+    pub trace: Option<&'a TraceIds>,
 }
 
 /// Bucket bounds of the body size histograms in bytes (the conventions give none): powers
@@ -135,6 +144,10 @@ pub fn write(ev: &MetricEvent<'_>, out: &mut String) {
     if let Some(n) = ev.response_body_bytes {
         line.u64(keys::RESPONSE_BODY_BYTES, n);
     }
+    if let Some(t) = ev.trace {
+        line.plain(keys::TRACE_ID, hex(&t.trace_id).as_str());
+        line.plain(keys::SPAN_ID, hex(&t.span_id).as_str());
+    }
     line.begin_object(keys::ATTRIBUTES);
     line.str(keys::METHOD, standard_method(ev.method), 16);
     if let Some(route) = ev.route {
@@ -166,6 +179,7 @@ mod tests {
             status: Some(200),
             scheme: "http",
             error_type: None,
+            trace: None,
         }
     }
 
@@ -178,6 +192,25 @@ mod tests {
             "{\"schema\":\"edge_obs.metric.v1\",\"time\":\"2026-11-23T11:22:33.456Z\",\"duration_s\":0.001234,\"request_body_bytes\":0,\"response_body_bytes\":512,\"attributes\":{\"http.request.method\":\"GET\",\"http.route\":\"/users/{id}\",\"http.response.status_code\":200,\"url.scheme\":\"http\"}}\n"
         );
         assert!(s.starts_with(LINE_PREFIX));
+    }
+
+    #[test]
+    fn a_reported_span_adds_its_ids() {
+        let ids = TraceIds {
+            trace_id: [0x4b; 16],
+            span_id: [0xa1; 8],
+            parent_span_id: None,
+            flags: 1,
+        };
+        let mut ev = event(&Method::GET);
+        ev.trace = Some(&ids);
+        let mut s = String::new();
+        write(&ev, &mut s);
+        assert!(s.starts_with(LINE_PREFIX));
+        assert!(
+            s.contains("\"response_body_bytes\":512,\"trace_id\":\"4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b\",\"span_id\":\"a1a1a1a1a1a1a1a1\",\"attributes\""),
+            "{s}"
+        );
     }
 
     #[test]

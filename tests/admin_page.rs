@@ -254,9 +254,33 @@ fn the_page_shows_live_traffic_in_headless_chromium() {
     let png = b.screenshot(&out_dir().join("admin-page-narrow.png"));
     assert!(png.starts_with(b"\x89PNG"));
 
-    assert_eq!(b.errors(), Vec::<String>::new(), "the console shows errors");
     assert!(traffic.sent.load(Ordering::Relaxed) > 0);
     drop(traffic);
+
+    // From the latency chart to a trace: a click on a point names the slowest listed request of
+    // its interval with its trace id and opens it. Once the traffic has stopped, the newest
+    // point's interval holds the newest requests, which the list shows.
+    b.viewport(1280, 900, false);
+    let picked = b.wait_for(
+        "a latency point leading to a traced request",
+        "(() => { const m = [...document.querySelectorAll('#chart-latency .point')].pop(); if (!m) return false; m.dispatchEvent(new MouseEvent('click')); const t = document.getElementById('latency-pick-trace'); return !!t && /^[0-9a-f]{32}$/.test(t.textContent) && t.textContent; })()",
+    );
+    let picked = picked.as_str().unwrap().to_owned();
+    assert_eq!(
+        b.eval("document.querySelector('#chart-latency .point').getAttribute('role')"),
+        "button"
+    );
+    let detail = b.wait_for(
+        "the picked request's line",
+        "!document.getElementById('detail').hidden && document.getElementById('detail-line').textContent",
+    );
+    let detail: Value = serde_json::from_str(detail.as_str().unwrap()).unwrap();
+    assert_eq!(detail["trace_id"], picked.as_str(), "{detail}");
+    assert_eq!(
+        b.eval("document.getElementById('f-id').value"),
+        picked.as_str()
+    );
+    assert_eq!(b.errors(), Vec::<String>::new(), "the console shows errors");
 }
 
 /// Secrets that the access line redacts (query parameter, `Authorization`, cookie) and

@@ -1,5 +1,6 @@
 //! A real Prometheus server (Debian's `prometheus` package, installed by `scripts/test.sh`)
-//! scrapes the host's `/metrics` on loopback; the expected series must arrive in its database.
+//! scrapes the host's `/metrics` on loopback; the expected series must arrive in its database,
+//! and with exemplar storage on, the exemplars of sampled requests (and only those).
 
 mod common;
 
@@ -17,10 +18,13 @@ struct Prometheus {
 }
 
 impl Prometheus {
-    /// Starts Prometheus scraping `target` every second.
-    fn start(target: std::net::SocketAddr) -> Prometheus {
+    /// Starts Prometheus scraping `target` every second, with `flags` added.
+    fn start(target: std::net::SocketAddr, flags: &[&str]) -> Prometheus {
+        // Tests run in parallel threads of one process: each server gets its own directory.
+        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("prometheus-{}", std::process::id()));
+            .join(format!("prometheus-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let config = dir.join("prometheus.yml");
@@ -40,6 +44,7 @@ impl Prometheus {
             .arg(format!("--config.file={}", config.display()))
             .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
             .arg(format!("--web.listen-address={addr}"))
+            .args(flags)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -52,21 +57,36 @@ impl Prometheus {
 
     /// Runs an instant query; `None` until Prometheus answers.
     fn query(&self, promql: &str) -> Option<Vec<Value>> {
+        self.api(&format!("/api/v1/query?query={}", url_encode(promql)))
+    }
+
+    /// The exemplars of the series `promql` selects, stored in the last hour.
+    fn query_exemplars(&self, promql: &str) -> Option<Vec<Value>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        self.api(&format!(
+            "/api/v1/query_exemplars?query={}&start={}&end={}",
+            url_encode(promql),
+            now - 3600,
+            now + 3600
+        ))
+    }
+
+    /// A GET of Prometheus' HTTP API: its `data`; `None` until Prometheus answers.
+    fn api(&self, path: &str) -> Option<Vec<Value>> {
         std::net::TcpStream::connect(self.addr).ok()?;
-        let encoded: String = promql
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
-                _ => format!("%{b:02X}"),
-            })
-            .collect();
-        let response = get(self.addr, &format!("/api/v1/query?query={encoded}"), &[]);
+        let response = get(self.addr, path, &[]);
         if response.status != 200 {
             return None;
         }
         let body = response.json();
         assert_eq!(body["status"], "success", "{body}");
-        Some(body["data"]["result"].as_array().unwrap().clone())
+        let data = &body["data"];
+        // Queries answer {"result": [...]}, query_exemplars a list.
+        let list = data.get("result").unwrap_or(data);
+        Some(list.as_array().unwrap().clone())
     }
 
     /// Waits (at most 30 s) until `promql` returns a result that satisfies `pred`.
@@ -87,6 +107,15 @@ impl Prometheus {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 impl Drop for Prometheus {
@@ -113,7 +142,7 @@ fn prometheus_scrapes_the_expected_series() {
     });
     promtool_check(&metrics);
 
-    let prometheus = Prometheus::start(host.admin);
+    let prometheus = Prometheus::start(host.admin, &[]);
     let up = prometheus.wait_for("up{job=\"runtime-host\"}", |r| {
         r.len() == 1 && value(&r[0]) == 1.0
     });
@@ -159,4 +188,111 @@ fn prometheus_scrapes_the_expected_series() {
     }
     let traps = prometheus.wait_for("runtime_host_guest_traps_total", |r| r.len() == 1);
     assert_eq!(value(&traps[0]), 1.0);
+}
+
+/// Trace ids of `exemplars` (a `query_exemplars` answer).
+fn exemplar_trace_ids(exemplars: &[Value]) -> Vec<String> {
+    exemplars
+        .iter()
+        .flat_map(|series| series["exemplars"].as_array().unwrap().iter())
+        .map(|e| e["labels"]["trace_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn prometheus_stores_exemplars_of_sampled_requests_only() {
+    let host = Host::start(&["--env", "EDGE_OBS_ROUTES=/users/{id},/slow/{id}"]);
+    let sampled: Vec<String> = (1..=3_u64).map(|i| format!("{i:032x}")).collect();
+    let unsampled: Vec<String> = (1..=3)
+        .map(|i| format!("{:032x}", 0xdead_0000_u64 + i))
+        .collect();
+    let request = |path: &str, trace_id: &str, flags: &str| {
+        let traceparent = format!("00-{trace_id}-00f067aa0ba902b7-{flags}");
+        let r = get(host.addr, path, &[("traceparent", &traceparent)]);
+        assert_eq!(r.status, 200, "{r:?}");
+    };
+    // Each unsampled request comes after a sampled one in the same series and bucket: were it
+    // recorded, it would be the latest exemplar there, and the one Prometheus stores.
+    for (i, (yes, no)) in sampled.iter().zip(&unsampled).enumerate() {
+        request(&format!("/users/{i}"), yes, "01");
+        request(&format!("/users/{i}"), no, "00");
+    }
+    host.wait_metrics("all 6 requests", |text| {
+        common::metric_sum(text, "http_server_requests_total", &[]) == 6.0
+    });
+
+    // What Prometheus negotiates: OpenMetrics with exemplars; old scrapers get the text format.
+    let prometheus_accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let om = get(host.admin, "/metrics", &[("accept", prometheus_accept)]);
+    assert_eq!(
+        om.header("content-type").as_deref(),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let om = om.text();
+    assert!(om.ends_with("# EOF\n"), "{om}");
+    let last = sampled.last().unwrap();
+    assert!(
+        om.lines().any(
+            |l| l.starts_with("http_server_request_duration_seconds_bucket{")
+                && l.contains(&format!(" # {{trace_id=\"{last}\",span_id=\""))
+        ),
+        "{om}"
+    );
+    for no in &unsampled {
+        assert!(!om.contains(no.as_str()), "unsampled trace {no} in\n{om}");
+    }
+    let text = get(host.admin, "/metrics", &[]);
+    assert_eq!(
+        text.header("content-type").as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert!(!text.text().contains("trace_id"), "{}", text.text());
+    promtool_check(&text.text());
+
+    let prometheus = Prometheus::start(host.admin, &["--enable-feature=exemplar-storage"]);
+    // The scrape parsed (OpenMetrics, by Prometheus' own parser) and every request arrived.
+    prometheus.wait_for("sum(http_server_requests_total)", |r| {
+        r.len() == 1 && value(&r[0]) == 6.0
+    });
+    for metric in [
+        "http_server_request_duration_seconds_bucket",
+        "http_server_requests_total",
+    ] {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let exemplars = loop {
+            let found = prometheus.query_exemplars(metric).unwrap_or_default();
+            if !exemplar_trace_ids(&found).is_empty() {
+                break found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Prometheus stored no exemplars for {metric}: {found:?}\nits log:\n{}",
+                std::fs::read_to_string(&prometheus.log).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        };
+        let ids = exemplar_trace_ids(&exemplars);
+        for id in &ids {
+            assert!(
+                sampled.contains(id),
+                "{metric}: exemplar of {id}, not a sampled trace: {exemplars:?}"
+            );
+        }
+        // The latest sampled request is the counter's exemplar and its bucket's.
+        assert!(
+            ids.contains(last),
+            "{metric}: no exemplar of {last}: {exemplars:?}"
+        );
+        for series in &exemplars {
+            let labels = &series["seriesLabels"];
+            assert_eq!(labels["http_route"], "/users/{id}", "{series}");
+            for e in series["exemplars"].as_array().unwrap() {
+                assert_eq!(
+                    e["labels"]["span_id"].as_str().map(str::len),
+                    Some(16),
+                    "{e}"
+                );
+            }
+        }
+    }
 }

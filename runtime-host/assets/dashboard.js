@@ -102,7 +102,18 @@
     points.forEach((p, i) => {
       const v = vals[i];
       if (v === null || end - p.at_s > span) return;
-      root.append(marker(opts.marker, x(p.at_s), y(v), opts.colour));
+      const m = marker(opts.marker, x(p.at_s), y(v), opts.colour);
+      m.setAttribute("class", "point");
+      if (opts.onPick) {
+        // A point is a link to the requests of its interval (keyboard too).
+        m.setAttribute("tabindex", "0");
+        m.setAttribute("role", "button");
+        m.setAttribute("aria-label", `${opts.label} ${opts.fmt(v)}: show the slowest request of this interval`);
+        m.append(svg("title", {}, `${opts.fmt(v)}: click for the slowest request and its trace id`));
+        m.addEventListener("click", () => opts.onPick(p));
+        m.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); opts.onPick(p); } });
+      }
+      root.append(m);
     });
     root.append(svg("text", { class: "value", x: W - R, y: 13, "text-anchor": "end" },
       latest === null ? "no traffic" : "now " + opts.fmt(latest)));
@@ -183,6 +194,7 @@
     lineChart($("chart-latency"), pts, (p) => (p.p95_s === null ? null : p.p95_s * 1000), {
       label: "Latency p95", floor: 5, colour: "#8a5a00", marker: "triangle", dash: "2 2",
       fmt: (v, axis) => (axis ? v.toFixed(v < 10 ? 1 : 0) : v.toFixed(1) + " ms"),
+      onPick: (p) => pickSlowest(stats, p),
     });
     const w5 = windowNamed(stats, "5m");
     classChart($("chart-classes"), w5 ? w5.status_classes : stats.traffic.total.status_classes);
@@ -212,6 +224,38 @@
     box.replaceChildren(
       objective("Availability", pct(slo.availability.objective, 2), pct(slo.availability.actual, 3), slo.availability),
       objective(`Latency p${q}`, "< " + ms(slo.latency.objective), ms(slo.latency.actual), slo.latency));
+  }
+
+  // From a latency point to a trace: the slowest listed request of the point's interval (one
+  // with a trace id first), shown with its full trace id and opened in the list, filtered by it.
+  function pickSlowest(stats, point) {
+    const started = Date.parse(stats.host.started_at);
+    const until = started + point.at_s * 1000;
+    // The interval ends at the point and starts at the one before it (points are 5 s apart).
+    const series = stats.traffic.series;
+    const i = series.indexOf(point);
+    const from = started + (i > 0 ? series[i - 1].at_s : point.at_s - 5) * 1000;
+    const inInterval = stats.recent.requests.filter((r) => {
+      const t = Date.parse(r.time);
+      return r.duration_ms !== null && t > from - 1000 && t <= until + 1000;
+    });
+    const slowest = (list) => list.reduce((a, b) => (b.duration_ms > a.duration_ms ? b : a), list[0]);
+    const traced = inInterval.filter((r) => r.trace_id);
+    const pick = $("latency-pick");
+    pick.hidden = false;
+    if (!inInterval.length) {
+      pick.textContent = "No listed request in that interval (the list keeps the newest requests the middleware logged).";
+      return;
+    }
+    const r = slowest(traced.length ? traced : inInterval);
+    pick.replaceChildren(`Slowest request then: ${r.method || ""} ${r.path || ""} ${r.duration_ms.toFixed(1)} ms, trace id `,
+      el("code", { id: "latency-pick-trace" }, r.trace_id || "none (not traced)"));
+    selectedId = r.request_id;
+    showDetail(r);
+    if (r.trace_id) {
+      $("f-id").value = r.trace_id;
+      refresh();
+    }
   }
 
   function statusCell(status) {

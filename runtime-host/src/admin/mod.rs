@@ -26,8 +26,8 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, REFERRER_POLICY,
-    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+    ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue,
+    REFERRER_POLICY, VARY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -37,7 +37,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use telemetry::metrics::HostMetrics;
+use telemetry::metrics::{Format, HostMetrics};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -217,10 +217,17 @@ fn handle(req: &Request<Incoming>, ctx: &AdminContext) -> Response<Full<Bytes>> 
             .as_deref()
             .map_or_else(not_found, |d| stats(d, req.uri().query())),
         "/metrics" => {
-            let (body, content_type) = ctx.metrics.encode();
-            let mut resp = text(StatusCode::OK, body);
-            resp.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+            // OpenMetrics (with exemplars) to scrapers that ask for it, text 0.0.4 to others.
+            let accept = req.headers().get(ACCEPT).and_then(|v| v.to_str().ok());
+            let format = Format::negotiate(accept);
+            let mut resp = text(StatusCode::OK, ctx.metrics.encode_as(format));
+            let headers = resp.headers_mut();
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static(format.content_type()),
+            );
+            // Caches between scraper and host must keep the two formats apart.
+            headers.insert(VARY, HeaderValue::from_static("accept"));
             resp
         }
         _ => unreachable!("path checked above"),
@@ -508,6 +515,7 @@ mod tests {
             status_code: Some(200),
             scheme: Some("http".into()),
             error_type: None,
+            trace: None,
         }));
         srv.metrics.trap();
         let r = get(srv.addr, "/metrics").await;

@@ -46,6 +46,46 @@ pub struct EventFields {
     pub scheme: Option<String>,
     /// `error.type` as given.
     pub error_type: Option<String>,
+    /// The trace of the span the request reports, when it reports one.
+    pub trace: Option<TraceRef>,
+}
+
+/// The ids of a reported span, as a metric event carries them (`trace_id`, `span_id`): what an
+/// exemplar points at. Held as lowercase hex text, so recording an exemplar copies 48 bytes and
+/// allocates nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TraceRef {
+    trace_id: [u8; 32],
+    span_id: [u8; 16],
+}
+
+impl TraceRef {
+    /// Accepts W3C trace context ids as the middleware writes them: 32 and 16 lowercase hex
+    /// digits, not all zero (all-zero ids are invalid in trace context). Anything else is
+    /// `None`: the event still counts, it just gets no exemplar.
+    pub fn parse(trace_id: &str, span_id: &str) -> Option<TraceRef> {
+        fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+            let bytes: [u8; N] = s.as_bytes().try_into().ok()?;
+            let valid = bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+                && bytes.iter().any(|b| *b != b'0');
+            valid.then_some(bytes)
+        }
+        Some(TraceRef {
+            trace_id: hex(trace_id)?,
+            span_id: hex(span_id)?,
+        })
+    }
+
+    /// The trace id, 32 lowercase hex digits.
+    pub fn trace_id(&self) -> &str {
+        // Only ASCII hex digits get in (`parse`).
+        std::str::from_utf8(&self.trace_id).unwrap_or_default()
+    }
+
+    /// The span id, 16 lowercase hex digits.
+    pub fn span_id(&self) -> &str {
+        std::str::from_utf8(&self.span_id).unwrap_or_default()
+    }
 }
 
 /// One validated, normalised metric event.
@@ -66,6 +106,7 @@ pub struct MetricEvent {
     status_code: Option<u16>,
     scheme: Option<&'static str>,
     error_type: Option<String>,
+    trace: Option<TraceRef>,
 }
 
 impl MetricEvent {
@@ -96,7 +137,13 @@ impl MetricEvent {
                     OTHER.to_owned()
                 }
             }),
+            trace: fields.trace,
         }
+    }
+
+    /// The reported span's ids, when the request's trace is sampled and its span reported.
+    pub fn trace(&self) -> Option<&TraceRef> {
+        self.trace.as_ref()
     }
 
     /// Seconds from the request's arrival until the response was sent; finite and >= 0.
@@ -213,6 +260,7 @@ impl<'de> Deserialize<'de> for RawEvent {
                     fields: EventFields::default(),
                 };
                 let mut method = None;
+                let (mut trace_id, mut span_id) = (None, None);
                 while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
                     match key.as_ref() {
                         keys::SCHEMA => raw.schema = Some(map.next_value()?),
@@ -222,6 +270,12 @@ impl<'de> Deserialize<'de> for RawEvent {
                         }
                         keys::RESPONSE_BODY_BYTES => {
                             raw.fields.response_body_bytes = map.next_value()?
+                        }
+                        keys::TRACE_ID => {
+                            trace_id = Some(map.next_value::<std::borrow::Cow<'de, str>>()?)
+                        }
+                        keys::SPAN_ID => {
+                            span_id = Some(map.next_value::<std::borrow::Cow<'de, str>>()?)
                         }
                         keys::ATTRIBUTES => {
                             let a: RawAttributes = map.next_value()?;
@@ -239,6 +293,10 @@ impl<'de> Deserialize<'de> for RawEvent {
                 // The schema says the method is always there; without it the request is still
                 // counted, as `_OTHER`.
                 raw.fields.method = method.unwrap_or_default();
+                // Invalid ids are dropped, not fatal: the request happened all the same.
+                raw.fields.trace = trace_id
+                    .zip(span_id)
+                    .and_then(|(t, s)| TraceRef::parse(&t, &s));
                 Ok(raw)
             }
         }
@@ -394,11 +452,46 @@ mod tests {
                 status_code: Some(200),
                 scheme: Some("http"),
                 error_type: None,
+                trace: None,
             }
         );
         // With the trailing newline the guest writes.
         assert_eq!(parse(format!("{EXAMPLE}\n").as_bytes()).unwrap(), ev);
         assert_eq!(parse(format!("{EXAMPLE}\r\n").as_bytes()).unwrap(), ev);
+    }
+
+    #[test]
+    fn trace_ids_are_read_when_valid() {
+        let with = |trace: &str, span: &str| {
+            let l = format!(
+                r#"{{"schema":"edge_obs.metric.v1","duration_s":0.1,"trace_id":"{trace}","span_id":"{span}","attributes":{{"http.request.method":"GET"}}}}"#
+            );
+            parse(l.as_bytes()).expect("the event counts whatever its ids")
+        };
+        let ev = with("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+        let t = ev.trace().expect("valid ids");
+        assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(t.span_id(), "00f067aa0ba902b7");
+        for (trace, span) in [
+            ("4BF92F3577B34DA6A3CE929D0E0E4736", "00f067aa0ba902b7"),
+            ("00000000000000000000000000000000", "00f067aa0ba902b7"),
+            ("4bf92f3577b34da6a3ce929d0e0e473", "00f067aa0ba902b7"),
+            ("4bf92f3577b34da6a3ce929d0e0e4736", "0000000000000000"),
+            ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7x"),
+            // Escaped in JSON: 32 characters once decoded, one of them not hex.
+            ("4bf92f3577b34da6a3ce929d0e0e473\\\\", "00f067aa0ba902b7"),
+        ] {
+            assert_eq!(with(trace, span).trace(), None, "{trace} {span}");
+        }
+        // A trace id alone is not enough.
+        let l = r#"{"schema":"edge_obs.metric.v1","duration_s":0.1,"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736","attributes":{}}"#;
+        assert_eq!(parse(l.as_bytes()).unwrap().trace(), None);
+        // A field of the wrong type rejects the line, like any other field.
+        let l = r#"{"schema":"edge_obs.metric.v1","duration_s":0.1,"trace_id":7,"attributes":{}}"#;
+        assert!(matches!(
+            parse(l.as_bytes()),
+            Err(MetricEventError::Json(_))
+        ));
     }
 
     #[test]

@@ -191,6 +191,20 @@ mod tests {
         assert!(pipeline(true).stdout_line(Role::Middleware, METRIC));
     }
 
+    /// Collect mode reads Spin's log files through the same path: a sampled request's metric
+    /// line there leaves its exemplar too.
+    #[test]
+    fn collected_metric_lines_leave_exemplars() {
+        let p = pipeline(false);
+        p.collect_line(b"{\"schema\":\"edge_obs.metric.v1\",\"duration_s\":0.01,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"span_id\":\"00f067aa0ba902b7\",\"attributes\":{\"http.request.method\":\"GET\",\"http.response.status_code\":200}}\n");
+        p.collect_line(METRIC);
+        let om = p.metrics().encode_as(crate::metrics::Format::OpenMetrics);
+        let exemplar =
+            "# {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"}";
+        assert_eq!(om.matches(exemplar).count(), 2, "{om}");
+        assert_eq!(p.metrics().red_totals().requests, 2);
+    }
+
     #[test]
     fn printed_access_lines_reach_the_ring() {
         let p = pipeline(false);

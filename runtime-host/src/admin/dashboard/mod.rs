@@ -459,6 +459,7 @@ mod tests {
             status_code: Some(503),
             scheme: Some("http".into()),
             error_type: Some("503".into()),
+            trace: None,
         }));
         ring.offer(b"{\"timestamp\":\"t\",\"level\":\"error\",\"event\":\"http.request\",\"request_id\":\"r1\",\"http.response.status_code\":503}\n");
         let v = serde_json::to_value(d.stats(None).unwrap()).unwrap();
