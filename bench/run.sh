@@ -168,7 +168,7 @@ meta app_size_bytes "$(stat -c %s "$APP_WASM")"
 # --- per-request logic natively (criterion), before any server runs -----------------------
 if [ "${SKIP_CRITERION:-0}" != 1 ]; then
     log "criterion: per-request logic natively"
-    CRIT_CMD=(cargo bench -p edge-observability --bench middleware -- --noplot --warm-up-time 1 --measurement-time 3)
+    CRIT_CMD=(cargo bench -p edge-observability-core --bench middleware -- --noplot --warm-up-time 1 --measurement-time 3)
     meta "cmd.criterion" "${CRIT_CMD[*]}"
     marker=$WORK/criterion.start
     touch "$marker"

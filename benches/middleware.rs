@@ -21,7 +21,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use edge_observability::{Completion, Exchange, Middleware, RequestHead};
+use edge_observability_core::{Completion, Exchange, Middleware, RequestHead};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 
 const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

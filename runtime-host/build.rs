@@ -8,11 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The components to build: (package, wasm file name), in build order. The library app comes
-/// first: it links the core crate, whose cdylib (built with the `library` feature only) lands
-/// on the same `edge_observability.wasm` path; building the middleware after it puts the
-/// component back there (cargo puts the file in place again even when nothing changed), for
-/// the tools that read it from the target directory (bench/run.sh).
+/// The components to build: (package, wasm file name). The middleware is the package
+/// `edge-observability` (`component/`); the core it exports is a library only, so no other
+/// build writes a file of the middleware's name and the order does not matter.
 const COMPONENTS: &[(&str, &str)] = &[
     ("library-app", "library_app.wasm"),
     ("edge-observability", "edge_observability.wasm"),
@@ -36,10 +34,16 @@ fn locked_version(lock: &Path, package: &str) -> String {
 }
 
 fn main() {
+    // The host is native; built for wasm (a `--workspace` build of the components) the crate
+    // is empty and embeds nothing.
+    if std::env::var("CARGO_CFG_TARGET_FAMILY").is_ok_and(|family| family == "wasm") {
+        return;
+    }
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let workspace = manifest_dir.parent().unwrap().to_path_buf();
     for dir in [
         "src",
+        "component/src",
         "wit",
         "examples/hello-app/src",
         "examples/library-app/src",
@@ -49,6 +53,7 @@ fn main() {
     for file in [
         "Cargo.toml",
         "Cargo.lock",
+        "component/Cargo.toml",
         "examples/hello-app/Cargo.toml",
         "examples/library-app/Cargo.toml",
     ] {

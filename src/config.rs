@@ -287,6 +287,22 @@ impl Config {
     pub fn from_env<I: IntoIterator<Item = (String, String)>>(
         vars: I,
     ) -> (Config, Vec<ConfigIssue>) {
+        Config::read(vars, true)
+    }
+
+    /// [`Config::from_env`] for a delivery that cannot export OTLP itself: library mode has no
+    /// task after the response of its own, so it leaves the `OTEL_*` and `EDGE_OBS_OTLP_*`
+    /// settings to the host and keeps its event lines on.
+    pub fn from_env_without_export<I: IntoIterator<Item = (String, String)>>(
+        vars: I,
+    ) -> (Config, Vec<ConfigIssue>) {
+        Config::read(vars, false)
+    }
+
+    fn read<I: IntoIterator<Item = (String, String)>>(
+        vars: I,
+        own_export: bool,
+    ) -> (Config, Vec<ConfigIssue>) {
         let mut env = Env::default();
         for (name, value) in vars {
             let ours = name
@@ -307,7 +323,7 @@ impl Config {
                 }
             }
         }
-        let config = env.build();
+        let config = env.build(own_export);
         (config, env.issues)
     }
 }
@@ -508,7 +524,7 @@ impl Env {
         }
     }
 
-    fn build(&mut self) -> Config {
+    fn build(&mut self, own_export: bool) -> Config {
         let enabled = self.switch("EDGE_OBS_ENABLED", true);
         let service_name = self.service_name("EDGE_OBS_SERVICE_NAME");
         let body_size_mode = [BodySizeMode::Count, BodySizeMode::ContentLength][self.choice(
@@ -522,9 +538,8 @@ impl Env {
         let trace_sampler = RatioSampler::from_ppm(self.rate("EDGE_OBS_TRACE_SAMPLE_RATIO"));
         // The event lines are for a reader of stdout (runtime-host, `runtime-host collect`):
         // when the component exports a signal itself, its line is off unless asked for.
-        // Library mode cannot export (it has no task after the response of its own): it
-        // leaves the settings to the host, and its event lines on.
-        let otlp = if cfg!(any(feature = "component", not(target_family = "wasm"))) {
+        // Library mode cannot export (`Config::from_env_without_export`).
+        let otlp = if own_export {
             self.otlp(service_name.as_deref())
         } else {
             OtlpConfig::default()

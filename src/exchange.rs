@@ -283,6 +283,15 @@ impl Middleware {
         (Middleware::new(config), issues)
     }
 
+    /// [`Middleware::from_env`] without the middleware's own OTLP export (library mode; see
+    /// [`Config::from_env_without_export`]).
+    pub fn from_env_without_export<I: IntoIterator<Item = (String, String)>>(
+        vars: I,
+    ) -> (Middleware, Vec<ConfigIssue>) {
+        let (config, issues) = Config::from_env_without_export(vars);
+        (Middleware::new(config), issues)
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &Config {
         &self.config

@@ -28,8 +28,8 @@
 //! written to the host frame by frame. The access line and metric event are written to
 //! stdout when the host has sent the whole response body.
 
-use crate::wasi_glue::{error_type, middleware, to_fields, write_stdout};
-use crate::{Completion, ErrorType, Exchange, RequestHead};
+use crate::wasi_glue::{error_type, reported, to_fields, write_stdout};
+use crate::{Completion, ErrorType, Exchange, Middleware, RequestHead};
 use bytes::Buf;
 use http::{HeaderMap, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -43,6 +43,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
+
+/// Library mode's settings, read once per instance like the component's, without the OTLP
+/// export settings: library mode cannot export ([`Middleware::from_env_without_export`]).
+fn middleware() -> &'static Middleware {
+    static MIDDLEWARE: std::sync::OnceLock<Middleware> = std::sync::OnceLock::new();
+    MIDDLEWARE.get_or_init(|| reported(Middleware::from_env_without_export(std::env::vars())))
+}
 
 /// The request an observed handler receives: spin-sdk's request with the headers the
 /// middleware forwards (request id, `traceparent`, request rules) and its body wrapped so

@@ -1,31 +1,35 @@
-//! WASI glue shared by the middleware component (`component`) and library mode (`library`):
+//! WASI glue shared by the middleware component (the `edge-observability` package) and
+//! library mode (`library`):
 //! the settings of the instance, stdout lines, header fields for the host and the mapping of
 //! `wasi:http` error codes. Each exists once so both deliveries behave alike.
 
-use crate::{ErrorType, Middleware};
+use crate::{ConfigIssue, ErrorType, Middleware};
 use http::HeaderMap;
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields};
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::OnceLock;
 
-/// Settings are read once per instance; hosts reuse instances for many requests. Problems
-/// with them are reported as `config.invalid` lines when they are first read.
-pub(crate) fn middleware() -> &'static Middleware {
+/// The component's settings, with its own OTLP export. Settings are read once per instance;
+/// hosts reuse instances for many requests. Problems with them are reported as
+/// `config.invalid` lines when they are first read.
+pub fn middleware() -> &'static Middleware {
     static MIDDLEWARE: OnceLock<Middleware> = OnceLock::new();
-    MIDDLEWARE.get_or_init(|| {
-        let (middleware, issues) = Middleware::from_env(std::env::vars());
-        if !issues.is_empty() {
-            write_stdout(&middleware.config_issue_lines(&issues));
-        }
-        middleware
-    })
+    MIDDLEWARE.get_or_init(|| reported(Middleware::from_env(std::env::vars())))
+}
+
+/// Writes the `config.invalid` lines of settings just read and returns their middleware.
+pub fn reported((middleware, issues): (Middleware, Vec<ConfigIssue>)) -> Middleware {
+    if !issues.is_empty() {
+        write_stdout(&middleware.config_issue_lines(&issues));
+    }
+    middleware
 }
 
 /// Writes each line in a write of its own: a host that makes one log record per write (Spin)
 /// then gets one JSON document per record. A line is never split, so lines of concurrent
 /// requests never interleave.
-pub(crate) fn write_stdout(lines: &str) {
+pub fn write_stdout(lines: &str) {
     let mut out = std::io::stdout().lock();
     for line in crate::exchange::stdout_writes(lines) {
         // Nothing sensible can be done when stdout is gone; the request must not fail for it.
@@ -34,8 +38,7 @@ pub(crate) fn write_stdout(lines: &str) {
 }
 
 /// Writes one line (ending in `\n`) to stderr in one write.
-#[cfg(feature = "component")]
-pub(crate) fn write_stderr(line: &str) {
+pub fn write_stderr(line: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
@@ -46,7 +49,7 @@ pub(crate) fn write_stderr(line: &str) {
 /// from one call to the next: a new `String` and `Vec` per header, twice per request, were a
 /// third of the middleware's allocations. The call does not await, so concurrent requests of
 /// the instance never share the buffers.
-pub(crate) fn to_fields(headers: &HeaderMap) -> Fields {
+pub fn to_fields(headers: &HeaderMap) -> Fields {
     thread_local! {
         static ENTRIES: RefCell<Vec<(String, Vec<u8>)>> = const { RefCell::new(Vec::new()) };
     }
@@ -94,7 +97,7 @@ fn fields_via(entries: &mut Vec<(String, Vec<u8>)>, headers: &HeaderMap) -> Fiel
 
 /// Maps an error of the next handler (or, in library mode, of the app) to the middleware's
 /// failure kinds: 504 for timeouts, 502 for the rest.
-pub(crate) fn error_type(code: &ErrorCode) -> ErrorType {
+pub fn error_type(code: &ErrorCode) -> ErrorType {
     match code {
         ErrorCode::DnsTimeout
         | ErrorCode::ConnectionTimeout

@@ -3,36 +3,13 @@
 //! `wasm32-wasip2`. Anything else (a Spin-only interface, an accidental extra export) would
 //! stop it from running on other WASI 0.3 hosts.
 
+mod common;
+
+use common::world_of;
 use runtime_host::serving::components::{
     EMBEDDED_APP, EMBEDDED_MIDDLEWARE, HANDLER, LIBRARY_APP_PATH,
 };
 use std::collections::BTreeSet;
-
-/// Top-level import and export names of a component.
-fn world_of(bytes: &[u8]) -> (BTreeSet<String>, BTreeSet<String>) {
-    let mut imports = BTreeSet::new();
-    let mut exports = BTreeSet::new();
-    let mut depth = 0;
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        match payload.expect("valid component") {
-            wasmparser::Payload::ModuleSection { .. }
-            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
-            wasmparser::Payload::End(_) if depth > 0 => depth -= 1,
-            wasmparser::Payload::ComponentImportSection(section) if depth == 0 => {
-                for import in section {
-                    imports.insert(import.unwrap().name.0.to_owned());
-                }
-            }
-            wasmparser::Payload::ComponentExportSection(section) if depth == 0 => {
-                for export in section {
-                    exports.insert(export.unwrap().name.0.to_owned());
-                }
-            }
-            _ => {}
-        }
-    }
-    (imports, exports)
-}
 
 /// Interfaces the declared world imports, read from `wit/` (`include wasi:http/middleware`).
 fn declared_imports() -> BTreeSet<String> {

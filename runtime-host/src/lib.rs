@@ -13,6 +13,9 @@
 //!
 //! [`health`] (readiness state) sits below serving and admin, which both use it. The binary
 //! (`src/main.rs`) is a thin wrapper around [`app::run`]; tests use the same library.
+// A native program: in a `--workspace` build for wasm32-wasip2 (the components) this crate
+// is empty, so that such a build works.
+#![cfg(not(target_family = "wasm"))]
 
 pub mod admin;
 pub mod app;

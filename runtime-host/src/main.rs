@@ -1,4 +1,8 @@
 //! `runtime-host`: see `runtime-host --help` and the README.
+// A native program: in a `--workspace` build for wasm32-wasip2 (the components) this binary
+// is empty, so that such a build works.
+#![cfg_attr(target_family = "wasm", no_main)]
+#![cfg(not(target_family = "wasm"))]
 
 use clap::Parser;
 use runtime_host::cli::{Args, LogFormat};

@@ -6,6 +6,7 @@
 
 pub mod otlp_receiver;
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -999,4 +1000,30 @@ pub fn unique(prefix: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// Top-level import and export names of a component.
+pub fn world_of(bytes: &[u8]) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut imports = BTreeSet::new();
+    let mut exports = BTreeSet::new();
+    let mut depth = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload.expect("valid component") {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => depth += 1,
+            wasmparser::Payload::End(_) if depth > 0 => depth -= 1,
+            wasmparser::Payload::ComponentImportSection(section) if depth == 0 => {
+                for import in section {
+                    imports.insert(import.unwrap().name.0.to_owned());
+                }
+            }
+            wasmparser::Payload::ComponentExportSection(section) if depth == 0 => {
+                for export in section {
+                    exports.insert(export.unwrap().name.0.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    (imports, exports)
 }

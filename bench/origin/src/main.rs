@@ -9,6 +9,10 @@
 //! `{"method","path","query"}`; `POST /v1/...` is answered 200 with an empty body, so the
 //! origin doubles as the OTLP/HTTP receiver of the benchmark's "OTLP export on" target.
 //! Connections are kept alive; the runtime is tokio's multi-threaded one.
+// A native program: in a `--workspace` build for wasm32-wasip2 (the components) this binary
+// is empty, so that such a build works.
+#![cfg_attr(target_family = "wasm", no_main)]
+#![cfg(not(target_family = "wasm"))]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -14,11 +14,11 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::otlp::buffer::{Buffer, Export};
-use crate::otlp::policy::{self, Failure, Warnings};
-use crate::otlp::{Endpoint, OtlpConfig};
-use crate::wasi_glue::{middleware, write_stderr};
-use crate::{Completion, Exchange};
+use edge_observability_core::otlp::buffer::{Buffer, Export};
+use edge_observability_core::otlp::policy::{self, Failure, Warnings};
+use edge_observability_core::otlp::{Endpoint, OtlpConfig};
+use edge_observability_core::wasi_glue::{middleware, write_stderr};
+use edge_observability_core::{Completion, Exchange};
 use spin_sdk::wasip3::clocks::monotonic_clock;
 use spin_sdk::wasip3::http::client;
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, RequestOptions, Scheme};
@@ -70,7 +70,11 @@ fn with<R>(f: impl FnOnce(&mut State) -> R) -> Option<R> {
 fn new_state() -> State {
     let cfg = config();
     State {
-        buffer: Buffer::new(cfg, &crate::exchange::instance_id(), unix_nanos()),
+        buffer: Buffer::new(
+            cfg,
+            &edge_observability_core::exchange::instance_id(),
+            unix_nanos(),
+        ),
         headers: export_headers(cfg),
         warnings: Warnings::new(cfg.batch_age),
         sending: false,
@@ -79,7 +83,7 @@ fn new_state() -> State {
 }
 
 fn unix_nanos() -> u64 {
-    crate::span::unix_nanos(SystemTime::now())
+    edge_observability_core::span::unix_nanos(SystemTime::now())
 }
 
 /// A request arrived (`http.server.active_requests`).
@@ -231,7 +235,7 @@ async fn post(endpoint: &Endpoint, body: Vec<u8>) -> Result<(u16, Option<Vec<u8>
     // size is known.
     let length = (
         "content-length".to_owned(),
-        crate::json::small_u64(body.len() as u64)
+        edge_observability_core::json::small_u64(body.len() as u64)
             .as_bytes()
             .to_vec(),
     );

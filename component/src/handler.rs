@@ -1,13 +1,14 @@
-//! The WASI 0.3 glue: exports `wasi:http/handler@0.3.0`, calls the imported one (the next
-//! middleware or the app) and lets the pure modules decide everything else.
+//! The WASI 0.3 glue: the handler the component exports as `wasi:http/handler@0.3.0`. It
+//! calls the imported one (the next middleware or the app) and lets the pure modules decide
+//! everything else.
 //!
 //! Bodies are never buffered. The request and response body streams are handed on as they
 //! are (the host moves the bytes, the guest never sees them) unless their size is unknown and
 //! byte counting is on, in which case the stream is piped through a small fixed buffer.
 
 use crate::otlp_glue;
-use crate::wasi_glue::{error_type, middleware, to_fields, write_stdout};
-use crate::{Completion, ErrorType, Exchange, PreflightResponse, RequestHead};
+use edge_observability_core::wasi_glue::{error_type, middleware, to_fields, write_stdout};
+use edge_observability_core::{Completion, ErrorType, Exchange, PreflightResponse, RequestHead};
 use futures_channel::oneshot;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Method, Request, Response, Scheme};
@@ -17,7 +18,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
-struct Component;
+pub(crate) struct Component;
 
 spin_sdk::wasip3::http::service::export!(Component);
 
@@ -28,6 +29,8 @@ mod next {
     spin_sdk::wit_bindgen::generate!({
         runtime_path: "spin_sdk::wit_bindgen::rt",
         inline: "package edge:next; world next { import wasi:http/handler@0.3.0; }",
+        // The WASI 0.3.0 definitions the component is built against (`wit/`).
+        path: "../wit",
         with: { "wasi:http/types@0.3.0": spin_sdk::wasip3::http::types },
         generate_all,
     });
