@@ -625,12 +625,15 @@ fn event_lines_of_the_real_component_have_the_documented_fields() {
             .map(|l| serde_json::from_str(l).unwrap())
             .collect()
     };
-    host.wait_stdout("two span lines", |_| {
-        lines_with(span::LINE_PREFIX).len() >= 2
-    });
-    host.wait_stdout("two metric lines", |_| {
-        lines_with(metrics::LINE_PREFIX).len() >= 2
-    });
+    // Polled here rather than with `wait_stdout`, whose predicate runs under the lock that
+    // `stdout()` takes.
+    for prefix in [span::LINE_PREFIX, metrics::LINE_PREFIX] {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lines_with(prefix).len() < 2 {
+            assert!(Instant::now() < deadline, "no two lines starting {prefix}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
 
     let metric_lines = lines_with(metrics::LINE_PREFIX);
     let fields: BTreeSet<String> = metric_lines.iter().flat_map(keys).collect();
