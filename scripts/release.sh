@@ -103,9 +103,16 @@ EOF
 
 (
     cd "$DIST"
-    for file in *.wasm *.wit *.cdx.json runtime-host-x86_64-linux spin.toml schemas/*; do
+    # Each .sha256 names its file as it lies beside it, for `sha256sum -c` in that directory.
+    for file in *.wasm *.wit *.cdx.json runtime-host-x86_64-linux spin.toml; do
         sha256sum "$file" >"$file.sha256"
     done
+    (
+        cd schemas
+        for file in *.md schemas.txt; do
+            sha256sum "$file" >"$file.sha256"
+        done
+    )
     sha256sum -- *.wasm *.wit *.cdx.json runtime-host-x86_64-linux spin.toml schemas/*.md \
         schemas/schemas.txt LICENSE-* >SHA256SUMS
 )
