@@ -18,7 +18,8 @@ WKG=$RELEASE_TOOLS/bin/wkg
 install_tool() {
     local binary=$1 crate=$2 version=$3
     shift 3
-    if [ -x "$binary" ] && "$binary" --version 2>/dev/null | grep -qF "$version"; then
+    # cargo install records what it installed in the root's .crates.toml.
+    if [ -x "$binary" ] && grep -qF "\"$crate $version (" "$RELEASE_TOOLS/.crates.toml" 2>/dev/null; then
         return
     fi
     echo "installing $crate $version from crates.io into $RELEASE_TOOLS..." >&2
