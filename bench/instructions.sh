@@ -4,6 +4,9 @@
 #   bash bench/instructions.sh                       # the standard breakdown (about 12 minutes)
 #   bash bench/instructions.sh -- --env EDGE_OBS_LOG=off --middleware other.wasm
 #                                                    # one configuration of your own
+#   RUNTIME_HOST=path/to/runtime-host bash bench/instructions.sh -- ...
+#                                                    # another build of the host (to compare two
+#                                                    # builds side by side; nothing is built)
 #
 # Instruction counts do not depend on what else the machine is doing, so differences of a few
 # per cent are visible here that req/s on a shared machine cannot show: this is the tool for
@@ -21,7 +24,9 @@ for tool in valgrind wrk; do
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null
     fi
 done
-cargo build --release -p runtime-host >&2
+if [ -z "${RUNTIME_HOST:-}" ]; then
+    cargo build --release -p runtime-host >&2
+fi
 # The floor (bench/floor): built with the same profile and target directory as the embedded
 # components, so the comparison is like for like.
 cargo build --target wasm32-wasip2 --profile component -p floor-middleware -p library-floor \
@@ -30,7 +35,7 @@ FLOOR=target/components/wasm32-wasip2/component/floor_middleware.wasm
 LIBRARY_FLOOR=target/components/wasm32-wasip2/component/library_floor.wasm
 # The library-mode app, built by runtime-host's build script with the embedded components.
 LIBRARY_APP=target/components/wasm32-wasip2/component/library_app.wasm
-HOST=target/release/runtime-host
+HOST=${RUNTIME_HOST:-target/release/runtime-host}
 WORK=target/bench/callgrind
 mkdir -p "$WORK"
 

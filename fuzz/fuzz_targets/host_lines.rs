@@ -6,8 +6,6 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use opentelemetry::InstrumentationScope;
-use opentelemetry::logs::LoggerProvider;
 use prometheus_client::registry::Registry;
 use telemetry::app_metrics::AppMetrics;
 use telemetry::lines::{LineKind, LineSplitter};
@@ -29,9 +27,7 @@ fuzz_target!(|data: &[u8]| {
 
     let mut registry = Registry::default();
     let app = AppMetrics::register(&mut registry);
-    let scope = InstrumentationScope::builder("fuzz").build();
-    let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
-    let logger = provider.logger("fuzz");
+    let mut otlp = Vec::new();
     for line in &lines {
         assert_eq!(line.last(), Some(&b'\n'));
         assert_eq!(line.iter().filter(|b| **b == b'\n').count(), 1);
@@ -45,8 +41,15 @@ fuzz_target!(|data: &[u8]| {
                     assert!(event.duration_s().is_finite() && event.duration_s() >= 0.0);
                     assert!(event.route().is_none_or(|r| !r.contains(['"', '\\', '\n'])));
                 }
-                let _ = span_line::parse(content, &scope);
-                let _ = log_line::parse(content, &logger);
+                // A refused line writes nothing.
+                otlp.clear();
+                if span_line::encode(content, &mut otlp).is_err() {
+                    assert!(otlp.is_empty());
+                }
+                otlp.clear();
+                if !log_line::encode(content, &mut otlp, 1) {
+                    assert!(otlp.is_empty());
+                }
             }
         }
     }

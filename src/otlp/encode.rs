@@ -58,6 +58,16 @@ pub fn kv_double(buf: &mut Vec<u8>, field: u32, key: &str, value: f64) {
     end(buf, kv);
 }
 
+/// A `KeyValue` with a boolean value.
+pub fn kv_bool(buf: &mut Vec<u8>, field: u32, key: &str, value: bool) {
+    let kv = begin(buf, field);
+    proto::bytes(buf, 1, key.as_bytes());
+    let v = begin(buf, 2);
+    proto::uint(buf, 2, u64::from(value));
+    end(buf, v);
+    end(buf, kv);
+}
+
 /// The `Resource` (as field 1 of a `Resource*` message): `service.name`, the per-instance
 /// `service.instance.id`, the SDK attributes and `OTEL_RESOURCE_ATTRIBUTES`.
 pub fn resource(cfg: &OtlpConfig, instance_id: &str) -> Vec<u8> {

@@ -9,8 +9,8 @@ use crate::app_metrics::AppMetrics;
 use crate::lines::{LineKind, LineSplitter, MAX_LINE};
 use crate::metric_event;
 use crate::otlp::{log_line, span_line};
-use opentelemetry::InstrumentationScope;
-use opentelemetry::logs::LoggerProvider;
+use opentelemetry_proto::tonic::logs::v1::ScopeLogs;
+use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
 use prometheus_client::registry::Registry;
 use proptest::prelude::*;
 
@@ -135,8 +135,9 @@ proptest! {
         prop_assert_eq!(without_added, expected);
     }
 
-    /// No parser panics on any line, and what the metric event parser accepts keeps its
-    /// labels within their bounds.
+    /// No parser panics on any line, what the metric event parser accepts keeps its labels
+    /// within their bounds, and what the OTLP encoders write decodes with the official
+    /// definitions (one span or record per accepted line, nothing for a refused one).
     #[test]
     fn the_parsers_take_any_line(line in any_line()) {
         let _ = LineKind::of(&line);
@@ -147,9 +148,25 @@ proptest! {
             prop_assert!(event.status_code().is_none_or(|s| (100..=999).contains(&s)));
             prop_assert!(event.error_type().is_none_or(|e| e.len() <= edge_observability::metrics::MAX_ERROR_TYPE_LEN));
         }
-        let _ = span_line::parse(&line, &InstrumentationScope::builder("proptest").build());
-        let provider = opentelemetry_sdk::logs::SdkLoggerProvider::builder().build();
-        let _ = log_line::parse(&line, &provider.logger("proptest"));
+        use prost::Message as _;
+        let mut buf = Vec::new();
+        match span_line::encode(&line, &mut buf) {
+            Ok(()) => {
+                let spans = ScopeSpans::decode(&buf[..]).unwrap().spans;
+                prop_assert_eq!(spans.len(), 1);
+                prop_assert_eq!(spans[0].trace_id.len(), 16);
+                prop_assert!(spans[0].attributes.len() <= crate::otlp::attributes::MAX_ATTRIBUTES);
+            }
+            Err(_) => prop_assert!(buf.is_empty()),
+        }
+        buf.clear();
+        if log_line::encode(&line, &mut buf, 1) {
+            let records = ScopeLogs::decode(&buf[..]).unwrap().log_records;
+            prop_assert_eq!(records.len(), 1);
+            prop_assert!(records[0].attributes.len() <= crate::otlp::attributes::MAX_ATTRIBUTES);
+        } else {
+            prop_assert!(buf.is_empty());
+        }
     }
 
     /// Whatever app metric lines arrive, the scrape stays one Prometheus can read: every

@@ -1,14 +1,14 @@
-//! JSON fields of guest lines into OpenTelemetry attributes, bounded in count and size.
+//! JSON fields of guest lines into OTLP `KeyValue`s, bounded in count and size.
 //!
 //! Lines are read with typed serde visitors that borrow from the line, not through
-//! `serde_json::Value`: building a `Value` tree and then walking it was most of what export
+//! `serde_json::Value`, and the attributes are written as protobuf straight from the borrowed
+//! values: building a `Value` tree, and then the SDK's own objects, was most of what export
 //! cost per request (bench/README.md).
 
 use std::borrow::Cow;
 use std::fmt;
 
-use opentelemetry::logs::AnyValue;
-use opentelemetry::{Key, KeyValue};
+use edge_observability::otlp::encode::{kv_bool, kv_double, kv_int, kv_str};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 /// Attributes kept per span or log record at most (the middleware writes about 20).
@@ -38,7 +38,7 @@ pub enum Scalar<'a> {
     Skipped,
 }
 
-impl<'a> Scalar<'a> {
+impl Scalar<'_> {
     /// The string, when it is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
@@ -54,45 +54,50 @@ impl<'a> Scalar<'a> {
             _ => None,
         }
     }
-
-    /// As a span attribute value (strings cut to [`MAX_VALUE_BYTES`]).
-    pub fn into_value(self) -> Option<opentelemetry::Value> {
-        Some(match self {
-            Scalar::Str(s) => owned_cut(s, MAX_VALUE_BYTES).into(),
-            Scalar::Int(i) => i.into(),
-            Scalar::Float(f) => f.into(),
-            Scalar::Bool(b) => b.into(),
-            Scalar::Skipped => return None,
-        })
-    }
-
-    /// As a log record attribute value (strings cut to [`MAX_VALUE_BYTES`]).
-    pub fn into_any(self) -> Option<AnyValue> {
-        Some(match self {
-            Scalar::Str(s) => AnyValue::String(owned_cut(s, MAX_VALUE_BYTES).into()),
-            Scalar::Int(i) => AnyValue::Int(i),
-            Scalar::Float(f) => AnyValue::Double(f),
-            Scalar::Bool(b) => AnyValue::Boolean(b),
-            Scalar::Skipped => return None,
-        })
-    }
 }
 
-/// An owned copy of `s` cut to `max` bytes, without a second copy when it is already owned.
-pub fn owned_cut(s: Cow<'_, str>, max: usize) -> String {
-    match s {
-        Cow::Borrowed(b) => cut(b, max).to_owned(),
-        Cow::Owned(mut o) => {
-            let len = cut(&o, max).len();
-            o.truncate(len);
-            o
+/// The scalar members of a line that become attributes, in line order, at most
+/// [`MAX_ATTRIBUTES`] (the rest are read and dropped). Names and values borrow from the line.
+#[derive(Debug, Default)]
+pub struct Attributes<'a>(Vec<(Cow<'a, str>, Scalar<'a>)>);
+
+impl<'a> Attributes<'a> {
+    /// Room for the attributes the middleware writes.
+    pub fn new() -> Self {
+        Attributes(Vec::with_capacity(24))
+    }
+
+    /// Keeps `value` under `name` unless it is not a scalar or the list is full.
+    pub fn push(&mut self, name: Cow<'a, str>, value: Scalar<'a>) {
+        if self.0.len() < MAX_ATTRIBUTES && value != Scalar::Skipped {
+            self.0.push((name, value));
         }
     }
-}
 
-/// An attribute key for a field name, cut to [`MAX_KEY_BYTES`].
-pub fn key(name: Cow<'_, str>) -> Key {
-    Key::from(owned_cut(name, MAX_KEY_BYTES))
+    /// How many are kept.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Writes each as a `KeyValue` (repeated field `field`), names cut to [`MAX_KEY_BYTES`]
+    /// and string values to [`MAX_VALUE_BYTES`].
+    pub fn encode(&self, buf: &mut Vec<u8>, field: u32) {
+        for (name, value) in &self.0 {
+            let key = cut(name, MAX_KEY_BYTES);
+            match value {
+                Scalar::Str(s) => kv_str(buf, field, key, cut(s, MAX_VALUE_BYTES)),
+                Scalar::Int(i) => kv_int(buf, field, key, *i),
+                Scalar::Float(f) => kv_double(buf, field, key, *f),
+                Scalar::Bool(b) => kv_bool(buf, field, key, *b),
+                Scalar::Skipped => {}
+            }
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Scalar<'de> {
@@ -156,41 +161,40 @@ where
     Ok(())
 }
 
-/// The scalar members of a span line's `attributes` object as span attributes, at most
-/// [`MAX_ATTRIBUTES`] (the rest are read and dropped).
+/// A span line's `attributes` object: its scalar members as [`Attributes`], and `error.type`
+/// (the status description of an error span).
 #[derive(Debug, Default)]
-pub struct SpanAttributes {
+pub struct SpanAttributes<'a> {
     /// The attributes, in line order.
-    pub list: Vec<KeyValue>,
-    /// `error.type`, when present (the status description of an error span).
-    pub error_type: Option<String>,
+    pub list: Attributes<'a>,
+    /// `error.type`, when present, cut to the metric label's length.
+    pub error_type: Option<Cow<'a, str>>,
 }
 
-impl<'de> Deserialize<'de> for SpanAttributes {
+impl<'de: 'a, 'a> Deserialize<'de> for SpanAttributes<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = SpanAttributes;
+            type Value = SpanAttributes<'de>;
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object of attributes")
             }
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
                 let mut out = SpanAttributes {
-                    list: Vec::with_capacity(24),
+                    list: Attributes::new(),
                     error_type: None,
                 };
                 for_each_member(map, |name, map| {
                     let value = map.next_value::<Scalar<'de>>()?;
                     if name == edge_observability::access_log::fields::ERROR_TYPE
-                        && let Some(e) = value.as_str()
+                        && let Scalar::Str(e) = &value
                     {
-                        out.error_type = Some(cut(e, MAX_ERROR_TYPE_LEN).to_owned());
+                        out.error_type = Some(match e {
+                            Cow::Borrowed(b) => Cow::Borrowed(cut(b, MAX_ERROR_TYPE_LEN)),
+                            Cow::Owned(o) => Cow::Owned(cut(o, MAX_ERROR_TYPE_LEN).to_owned()),
+                        });
                     }
-                    if out.list.len() < MAX_ATTRIBUTES
-                        && let Some(value) = value.into_value()
-                    {
-                        out.list.push(KeyValue::new(key(name), value));
-                    }
+                    out.list.push(name, value);
                     Ok(())
                 })?;
                 Ok(out)
@@ -223,20 +227,53 @@ mod tests {
         }
     }
 
+    /// Decodes `KeyValue`s written as field 1, the attributes of a `Resource`.
+    pub(crate) fn decode(buf: &[u8]) -> Vec<opentelemetry_proto::tonic::common::v1::KeyValue> {
+        use prost::Message as _;
+        opentelemetry_proto::tonic::resource::v1::Resource::decode(buf)
+            .unwrap()
+            .attributes
+    }
+
     #[test]
-    fn span_attributes_are_bounded_in_count_and_size() {
+    fn span_attributes_are_bounded_in_count_and_size_and_keep_their_types() {
+        use opentelemetry_proto::tonic::common::v1::any_value::Value;
         let long = "é".repeat(MAX_VALUE_BYTES);
         let mut members: Vec<String> = (0..100).map(|i| format!(r#""k{i}":{i}"#)).collect();
         members.insert(0, format!(r#""long":"{long}""#));
         members.insert(1, r#""error.type":"timeout""#.to_owned());
-        let attrs: SpanAttributes =
-            serde_json::from_str(&format!("{{{}}}", members.join(","))).unwrap();
+        members.insert(
+            2,
+            r#""b":true,"f":1.5,"n":null,"o":{"x":1},"s":"a\"b""#.to_owned(),
+        );
+        let line = format!("{{{}}}", members.join(","));
+        let attrs: SpanAttributes = serde_json::from_str(&line).unwrap();
         assert_eq!(attrs.list.len(), MAX_ATTRIBUTES);
         assert_eq!(attrs.error_type.as_deref(), Some("timeout"));
-        let opentelemetry::Value::String(v) = &attrs.list[0].value else {
-            panic!("{:?}", attrs.list[0]);
+        let mut buf = Vec::new();
+        attrs.list.encode(&mut buf, 1);
+        let kvs = decode(&buf);
+        assert_eq!(kvs.len(), MAX_ATTRIBUTES);
+        let value = |i: usize| kvs[i].value.as_ref().unwrap().value.clone().unwrap();
+        let Value::StringValue(v) = value(0) else {
+            panic!("{:?}", kvs[0]);
         };
-        assert_eq!(v.as_str().len(), MAX_VALUE_BYTES);
+        assert_eq!(v.len(), MAX_VALUE_BYTES);
+        assert_eq!(value(1), Value::StringValue("timeout".into()));
+        assert_eq!(
+            (kvs[2].key.as_str(), value(2)),
+            ("b", Value::BoolValue(true))
+        );
+        assert_eq!(
+            (kvs[3].key.as_str(), value(3)),
+            ("f", Value::DoubleValue(1.5))
+        );
+        // null and objects are left out.
+        assert_eq!(
+            (kvs[4].key.as_str(), value(4)),
+            ("s", Value::StringValue("a\"b".into()))
+        );
+        assert_eq!((kvs[5].key.as_str(), value(5)), ("k0", Value::IntValue(0)));
         assert!(serde_json::from_str::<SpanAttributes>("[1]").is_err());
     }
 }

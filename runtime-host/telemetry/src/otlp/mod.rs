@@ -1,97 +1,112 @@
-//! OTLP export of spans, metrics and log records (http/protobuf, `opentelemetry-otlp`).
+//! OTLP export of spans, metrics and log records (http/protobuf).
 //!
 //! Fed from the guests' stdout lines (through [`crate::pipeline::Pipeline`]): span event lines become
 //! spans with the middleware's ids and times, metric events feed the OpenTelemetry HTTP server
 //! instruments, JSON access-log lines become log records carrying trace and span ids. On the
 //! request path a span or access line is only copied into a bounded queue (a non-blocking
-//! push); it is parsed into a span or log record by the export task, so a guest's stdout write
-//! never waits for that work (parsing is most of what export costs).
+//! push); the export task reads each line and writes it as protobuf straight away, with the
+//! core crate's encoder (the component's own export uses it too), and sends the batch
+//! ([`sender`]). Metrics go through the OpenTelemetry SDK, which aggregates them.
+//!
+//! Spans and log records used to go through the SDK too: building its `SpanData` and log
+//! records from the line and encoding those cost about as much as reading the line
+//! (bench/README.md has the figures of both).
 
 pub mod attributes;
 pub mod counters;
 pub mod log_line;
 pub mod metrics;
 pub mod queue;
+pub mod sender;
 pub mod settings;
 pub mod span_line;
 
-use opentelemetry::InstrumentationScope;
-use opentelemetry::logs::LoggerProvider as _;
-use opentelemetry_otlp::WithExportConfig as _;
+use std::time::SystemTime;
+
+use edge_observability::otlp::encode::{self, kv_bool, kv_double, kv_int, kv_str};
+use edge_observability::otlp::proto::{begin, end};
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::logs::{
-    LogBatch, LogExporter as _, SdkLogRecord, SdkLogger, SdkLoggerProvider,
-};
-use opentelemetry_sdk::trace::{SpanData, SpanExporter as _};
 use tokio::time::Instant;
 
 use crate::metric_event::MetricEvent;
 use counters::OtlpCounters;
 use queue::{BatchQueue, Export};
+use sender::Sender;
 use settings::{OtlpSettings, Signal};
 
 /// The running exporters (only those configured).
 pub struct Otlp {
-    /// Span event lines, parsed by the export task.
+    /// Span event lines, read by the export task.
     spans: Option<BatchQueue<Vec<u8>>>,
-    /// Access-log lines, parsed by the export task.
+    /// Access-log lines, read by the export task.
     logs: Option<BatchQueue<Vec<u8>>>,
     metrics: Option<metrics::OtlpMetrics>,
 }
 
-struct Spans {
-    exporter: opentelemetry_otlp::SpanExporter,
-    scope: InstrumentationScope,
+/// Sends batches of span lines or access lines as spans or log records.
+struct Lines {
+    signal: Signal,
+    sender: Sender,
+    /// The encoded `Resource`, the same for every batch.
+    resource: Vec<u8>,
     counters: OtlpCounters,
 }
 
-impl Export<Vec<u8>> for Spans {
+impl Export<Vec<u8>> for Lines {
     async fn export(&self, batch: Vec<Vec<u8>>) -> Result<(), String> {
-        let mut spans: Vec<SpanData> = Vec::with_capacity(batch.len());
+        let mut items = Vec::with_capacity(batch.iter().map(Vec::len).sum());
+        let now = unix_nanos(SystemTime::now());
+        let mut kept = 0usize;
         for line in &batch {
-            match span_line::parse(line, &self.scope) {
-                Ok(span) => spans.push(span),
-                Err(error) => {
-                    self.counters.dropped(Signal::Traces, 1);
-                    tracing::warn!(%error, "ignoring an invalid span event from a guest");
-                }
+            let ok = match self.signal {
+                Signal::Traces => match span_line::encode(line, &mut items) {
+                    Ok(()) => true,
+                    Err(error) => {
+                        tracing::warn!(%error, "ignoring an invalid span event from a guest");
+                        false
+                    }
+                },
+                // Only access lines are queued, so another line is only a malformed one.
+                _ => log_line::encode(line, &mut items, now),
+            };
+            if ok {
+                kept += 1;
+            } else {
+                self.counters.dropped(self.signal, 1);
             }
         }
-        if spans.is_empty() {
+        if kept == 0 {
             return Ok(());
         }
-        self.exporter.export(spans).await.map_err(|e| e.to_string())
-    }
-}
-
-struct Logs {
-    exporter: opentelemetry_otlp::LogExporter,
-    logger: SdkLogger,
-    scope: InstrumentationScope,
-}
-
-impl Export<Vec<u8>> for Logs {
-    async fn export(&self, batch: Vec<Vec<u8>>) -> Result<(), String> {
-        let records: Vec<SdkLogRecord> = batch
-            .iter()
-            .filter_map(|line| log_line::parse(line, &self.logger))
-            .collect();
-        if records.is_empty() {
-            return Ok(());
-        }
-        let refs: Vec<(&SdkLogRecord, &InstrumentationScope)> =
-            records.iter().map(|r| (r, &self.scope)).collect();
-        self.exporter
-            .export(LogBatch::new(&refs))
+        self.sender
+            .send(encode::request(&self.resource, &items))
             .await
-            .map_err(|e| e.to_string())
     }
 }
 
-fn scope() -> InstrumentationScope {
-    InstrumentationScope::builder("edge-observability")
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .build()
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// `resource` as field 1 of a `Resource*` message, for [`encode::request`].
+fn encode_resource(resource: &Resource) -> Vec<u8> {
+    use opentelemetry::Value;
+    let mut buf = Vec::with_capacity(256);
+    let r = begin(&mut buf, 1);
+    for (key, value) in resource.iter() {
+        let key = key.as_str();
+        match value {
+            Value::String(s) => kv_str(&mut buf, 1, key, s.as_str()),
+            Value::I64(i) => kv_int(&mut buf, 1, key, *i),
+            Value::F64(f) => kv_double(&mut buf, 1, key, *f),
+            Value::Bool(b) => kv_bool(&mut buf, 1, key, *b),
+            // Arrays come from no resource variable or detector the host uses.
+            _ => {}
+        }
+    }
+    end(&mut buf, r);
+    buf
 }
 
 impl Otlp {
@@ -110,53 +125,31 @@ impl Otlp {
             resource = resource.with_service_name(name.clone());
         }
         let resource = resource.build();
-        let scope = scope();
-        let spans = match settings.endpoint(Signal::Traces) {
-            None => None,
-            Some(url) => {
-                let mut exporter = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_endpoint(url)
-                    .build()
-                    .map_err(|e| anyhow::anyhow!("building the OTLP span exporter: {e}"))?;
-                exporter.set_resource(&resource);
-                Some(BatchQueue::start(
-                    Spans {
-                        exporter,
-                        scope: scope.clone(),
-                        counters: counters.clone(),
-                    },
-                    settings.spans,
-                    Signal::Traces,
-                    counters.clone(),
-                ))
-            }
+        let encoded = encode_resource(&resource);
+        let lines = |signal: Signal, batching| -> anyhow::Result<_> {
+            let Some(url) = settings.endpoint(signal) else {
+                return Ok(None);
+            };
+            let sender = Sender::new(
+                url,
+                settings.headers[signal.index()].clone(),
+                settings.request_timeouts[signal.index()],
+            )?;
+            let export = Lines {
+                signal,
+                sender,
+                resource: encoded.clone(),
+                counters: counters.clone(),
+            };
+            Ok(Some(BatchQueue::start(
+                export,
+                batching,
+                signal,
+                counters.clone(),
+            )))
         };
-        let logs = match settings.endpoint(Signal::Logs) {
-            None => None,
-            Some(url) => {
-                let mut exporter = opentelemetry_otlp::LogExporter::builder()
-                    .with_http()
-                    .with_endpoint(url)
-                    .build()
-                    .map_err(|e| anyhow::anyhow!("building the OTLP log exporter: {e}"))?;
-                exporter.set_resource(&resource);
-                // The provider only makes records; batching and export are ours.
-                let logger = SdkLoggerProvider::builder()
-                    .build()
-                    .logger_with_scope(scope.clone());
-                Some(BatchQueue::start(
-                    Logs {
-                        exporter,
-                        logger,
-                        scope: scope.clone(),
-                    },
-                    settings.logs,
-                    Signal::Logs,
-                    counters.clone(),
-                ))
-            }
-        };
+        let spans = lines(Signal::Traces, settings.spans)?;
+        let logs = lines(Signal::Logs, settings.logs)?;
         let metrics = match settings.endpoint(Signal::Metrics) {
             None => None,
             Some(url) => Some(metrics::OtlpMetrics::start(
@@ -169,8 +162,8 @@ impl Otlp {
         };
         for s in Signal::ALL {
             if let Some(url) = settings.endpoint(s) {
-                // Each export attempt series is bounded by `OTEL_EXPORTER_OTLP[_<SIGNAL>]_TIMEOUT`
-                // (read by the exporter, 10 s by default), the whole export by the batch timeout.
+                // Each export request is bounded by `OTEL_EXPORTER_OTLP[_<SIGNAL>]_TIMEOUT`
+                // (10 s by default), the whole export, retries included, by the batch timeout.
                 // The URL only: header values (tokens) are never logged.
                 tracing::info!(signal = s.as_str(), endpoint = url, "OTLP export on");
             }

@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use super::counters::OtlpCounters;
 use super::settings::{BatchSettings, Signal};
 
-/// Sends one batch; implemented per signal around the `opentelemetry-otlp` exporter.
+/// Sends one batch (for spans and log records: `Lines` in the parent module).
 pub trait Export<T>: Send + Sync + 'static {
     /// Delivers `batch`; an error message when it could not.
     fn export(&self, batch: Vec<T>) -> impl Future<Output = Result<(), String>> + Send;

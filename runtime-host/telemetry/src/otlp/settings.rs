@@ -3,11 +3,15 @@
 //! Pure: the environment is passed in as a lookup function, so the rules are unit-tested.
 //! Export of a signal is on when an endpoint applies to it (`OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! the signal's own variable, or the `--otlp-endpoint` flag), `OTEL_<SIGNAL>_EXPORTER` is not
-//! `none` and `OTEL_SDK_DISABLED` is not `true`. Headers, timeout and compression are read by
-//! `opentelemetry-otlp` itself (`OTEL_EXPORTER_OTLP_HEADERS`, `..._TIMEOUT`, ...); the resource
-//! (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) by `opentelemetry_sdk`.
+//! `none` and `OTEL_SDK_DISABLED` is not `true`. Headers and timeout of spans and log records
+//! (`OTEL_EXPORTER_OTLP[_<SIGNAL>]_HEADERS`, `..._TIMEOUT`) are read here, since our own sender
+//! sends them; for metrics `opentelemetry-otlp` reads the same variables itself. The resource
+//! (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) is read by `opentelemetry_sdk`.
 
 use std::time::Duration;
+
+use edge_observability::header_rules;
+use edge_observability::otlp::{ExportHeaders, percent_decode};
 
 /// The three OTLP signals: the core crate's, so the host and the component name them alike.
 pub use edge_observability::otlp::Signal;
@@ -51,6 +55,11 @@ pub struct OtlpSettings {
     pub metric_interval: Duration,
     /// `OTEL_METRIC_EXPORT_TIMEOUT` (milliseconds).
     pub metric_timeout: Duration,
+    /// Headers of each signal's export requests ([`Signal::index`]):
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, then the signal's own variable, whose entries win.
+    pub headers: [ExportHeaders; 3],
+    /// Longest wait for one export request of each signal (`OTEL_EXPORTER_OTLP[_<SIGNAL>]_TIMEOUT`).
+    pub request_timeouts: [Duration; 3],
     /// `service.name` given by flag (or `OTEL_SERVICE_NAME`); else the SDK's resource
     /// detectors decide.
     pub service_name: Option<String>,
@@ -135,6 +144,57 @@ impl OtlpSettings {
         let traces_endpoint = endpoint(Signal::Traces);
         let metrics_endpoint = endpoint(Signal::Metrics);
         let logs_endpoint = endpoint(Signal::Logs);
+        let mut base_headers = Vec::new();
+        if let Some(text) = var("OTEL_EXPORTER_OTLP_HEADERS") {
+            read_headers(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                &text,
+                &mut base_headers,
+                &mut issues,
+            );
+        }
+        let mut headers: [ExportHeaders; 3] = Default::default();
+        let mut request_timeouts = [Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS); 3];
+        for signal in Signal::ALL {
+            let own = |what: &str| format!("OTEL_EXPORTER_OTLP_{}_{what}", upper(signal));
+            let h = &mut headers[signal.index()].0;
+            h.clone_from(&base_headers);
+            if let Some(text) = var(&own("HEADERS")) {
+                read_headers(&own("HEADERS"), &text, h, &mut issues);
+            }
+            let (name, value) = match var(&own("TIMEOUT")) {
+                Some(v) => (own("TIMEOUT"), Some(v)),
+                None => (
+                    "OTEL_EXPORTER_OTLP_TIMEOUT".to_owned(),
+                    var("OTEL_EXPORTER_OTLP_TIMEOUT"),
+                ),
+            };
+            if let Some(v) = value {
+                match v.parse::<u64>() {
+                    Ok(ms) if (1..=MAX_REQUEST_TIMEOUT_MS).contains(&ms) => {
+                        request_timeouts[signal.index()] = Duration::from_millis(ms)
+                    }
+                    _ => issues.push(format!(
+                        "{name}={v:?} is not milliseconds from 1 to {MAX_REQUEST_TIMEOUT_MS}; \
+                         using {DEFAULT_REQUEST_TIMEOUT_MS}"
+                    )),
+                }
+            }
+            let name = own("COMPRESSION");
+            let compression = var(&name).map(|v| (name, v)).or_else(|| {
+                var("OTEL_EXPORTER_OTLP_COMPRESSION")
+                    .map(|v| ("OTEL_EXPORTER_OTLP_COMPRESSION".to_owned(), v))
+            });
+            if let Some((name, v)) = compression
+                && !v.eq_ignore_ascii_case("none")
+                && signal != Signal::Metrics
+            {
+                issues.push(format!(
+                    "{name}={v:?}: runtime-host sends {} uncompressed",
+                    signal.as_str()
+                ));
+            }
+        }
         let mut millis = |name: &str, default: u64| -> Duration {
             match var(name) {
                 None => Duration::from_millis(default),
@@ -191,9 +251,54 @@ impl OtlpSettings {
             },
             metric_interval: metric_interval.max(Duration::from_millis(1)),
             metric_timeout,
+            headers,
+            request_timeouts,
             service_name: var("OTEL_SERVICE_NAME"),
             issues,
         }
+    }
+}
+
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` when unset (ms), the OpenTelemetry default.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = edge_observability::otlp::defaults::TIMEOUT_MS;
+/// Longest `OTEL_EXPORTER_OTLP[_<SIGNAL>]_TIMEOUT` accepted (ms), as the component's.
+pub const MAX_REQUEST_TIMEOUT_MS: u64 = 60_000;
+/// Most headers sent with one signal's export requests, as the component's.
+pub const MAX_HEADERS: usize = 32;
+
+/// Reads `name=value,...` entries (percent-decoded, W3C Baggage style) into `out`; an entry
+/// of a name already there replaces it. A bad entry is reported by position only: values are
+/// tokens, never printed.
+fn read_headers(
+    var: &str,
+    text: &str,
+    out: &mut Vec<(http::HeaderName, http::HeaderValue)>,
+    issues: &mut Vec<String>,
+) {
+    for (n, entry) in header_rules::split_list(text).enumerate() {
+        let parsed = entry.split_once('=').and_then(|(k, v)| {
+            let name = header_rules::parse_name(&percent_decode(k)?)?;
+            let value = percent_decode(header_rules::trim(v))?;
+            Some((name, http::HeaderValue::from_str(&value).ok()?))
+        });
+        let problem = match parsed {
+            None => "expected name=value with a valid header name and value",
+            Some((name, _)) if name == http::header::CONTENT_TYPE || name == http::header::HOST => {
+                "set by the exporter itself"
+            }
+            Some((name, value)) => match out.iter().position(|(n, _)| *n == name) {
+                Some(i) => {
+                    out[i].1 = value;
+                    continue;
+                }
+                None if out.len() >= MAX_HEADERS => "at most 32 headers",
+                None => {
+                    out.push((name, value));
+                    continue;
+                }
+            },
+        };
+        issues.push(format!("{var}: entry {} ignored ({problem})", n + 1));
     }
 }
 
@@ -289,5 +394,54 @@ mod tests {
         assert_eq!(s.logs.max_queue_size, 2048);
         assert_eq!(s.metric_interval, Duration::from_millis(250));
         assert_eq!(s.issues.len(), 2);
+    }
+
+    #[test]
+    fn headers_and_timeouts_per_signal_with_bad_entries_reported_without_values() {
+        let s = settings(
+            Some("http://c:4318"),
+            &[
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "x-api-key=s3cret,authorization=Bearer%20t0ken,bad",
+                ),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                    "x-api-key=other,content-type=x",
+                ),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+                ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "99999999999999999999"),
+                ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ],
+        );
+        let value = |signal: Signal, name: &str| {
+            s.headers[signal.index()]
+                .0
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(value(Signal::Logs, "x-api-key").as_deref(), Some("s3cret"));
+        assert_eq!(value(Signal::Traces, "x-api-key").as_deref(), Some("other"));
+        assert_eq!(
+            value(Signal::Traces, "authorization").as_deref(),
+            Some("Bearer t0ken")
+        );
+        assert_eq!(value(Signal::Traces, "content-type"), None);
+        assert_eq!(
+            s.request_timeouts[Signal::Traces.index()],
+            Duration::from_millis(2500)
+        );
+        assert_eq!(
+            s.request_timeouts[Signal::Logs.index()],
+            Duration::from_secs(10)
+        );
+        let issues = s.issues.join("\n");
+        // The bad entry, content-type, the timeout, and compression for spans and logs.
+        assert_eq!(s.issues.len(), 5, "{issues}");
+        assert!(issues.contains("entry 3 ignored"), "{issues}");
+        assert!(
+            !issues.contains("s3cret") && !issues.contains("t0ken") && !issues.contains("other")
+        );
     }
 }

@@ -1,28 +1,38 @@
-//! `edge_obs.span.v1` lines (docs/span-event.md) into OpenTelemetry `SpanData`, keeping the
-//! middleware's trace id, span id, parent and timestamps, so the exported span is exactly the
-//! one the app saw as its parent.
+//! `edge_obs.span.v1` lines (docs/span-event.md) into OTLP `Span`s, keeping the middleware's
+//! trace id, span id, parent and timestamps, so the exported span is exactly the one the app
+//! saw as its parent.
 //!
 //! Guest output is untrusted: ids must be well-formed and non-zero, times ordered, and the
-//! number and size of attributes are bounded.
+//! number and size of attributes are bounded. The span is written as protobuf straight from
+//! the borrowed parse of the line, with the core crate's encoder (the one the component's own
+//! export uses), so no SDK object is built per span.
 
 use std::borrow::Cow;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use edge_observability::otlp::proto::{self, begin, end};
 use edge_observability::span::{KIND_SERVER, SCHEMA, STATUS_ERROR};
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-};
-use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_sdk::trace::SpanData;
 use serde::Deserialize;
 
-use super::attributes::{self, SpanAttributes};
+use super::attributes::{SpanAttributes, cut};
 
 /// Every span line starts with exactly these bytes.
 pub const SCHEMA_PREFIX: &[u8] = edge_observability::span::LINE_PREFIX.as_bytes();
 
 /// Longest line looked at (the middleware writes at most 4 KB).
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
+
+/// Longest span name kept, in bytes.
+pub const MAX_NAME_BYTES: usize = 256;
+
+/// `Span.SpanKind` `SPAN_KIND_SERVER`.
+const SPAN_KIND_SERVER: u64 = 2;
+/// `Status.StatusCode` `STATUS_CODE_ERROR`.
+const STATUS_CODE_ERROR: u64 = 2;
+/// `SpanFlags`: sampled (a span line is only written for a sampled trace), the parent's
+/// remoteness is known, and whether it is remote.
+const SAMPLED: u32 = 0x01;
+const HAS_IS_REMOTE: u32 = 0x100;
+const IS_REMOTE: u32 = 0x200;
 
 /// Whether a line is a span event (by prefix, without parsing).
 pub fn is_span_line(line: &[u8]) -> bool {
@@ -49,12 +59,13 @@ struct Line<'a> {
     end_time_unix_nano: u64,
     #[serde(borrow, default)]
     status: Option<Cow<'a, str>>,
-    #[serde(default)]
-    attributes: SpanAttributes,
+    #[serde(borrow, default)]
+    attributes: SpanAttributes<'a>,
 }
 
-/// Parses one span line.
-pub fn parse(line: &[u8], scope: &InstrumentationScope) -> Result<SpanData, String> {
+/// Parses one span line and appends it to `buf` as a `Span` (field 2 of `ScopeSpans`); on an
+/// error nothing is appended.
+pub fn encode(line: &[u8], buf: &mut Vec<u8>) -> Result<(), String> {
     if line.len() > MAX_LINE_BYTES {
         return Err(format!("line of {} bytes is too long", line.len()));
     }
@@ -64,63 +75,44 @@ pub fn parse(line: &[u8], scope: &InstrumentationScope) -> Result<SpanData, Stri
     if v.schema != SCHEMA {
         return Err("not an edge_obs.span.v1 line".into());
     }
-    let trace_id = hex_id::<16>(&v.trace_id)
-        .map(TraceId::from_bytes)
-        .ok_or("invalid trace_id")?;
-    let span_id = hex_id::<8>(&v.span_id)
-        .map(SpanId::from_bytes)
-        .ok_or("invalid span_id")?;
+    let trace_id = hex_id::<16>(&v.trace_id).ok_or("invalid trace_id")?;
+    let span_id = hex_id::<8>(&v.span_id).ok_or("invalid span_id")?;
     let parent = match &v.parent_span_id {
         None => None,
-        Some(p) => Some(
-            hex_id::<8>(p)
-                .map(SpanId::from_bytes)
-                .ok_or("invalid parent_span_id")?,
-        ),
+        Some(p) => Some(hex_id::<8>(p).ok_or("invalid parent_span_id")?),
     };
     if v.kind != KIND_SERVER {
         return Err("kind is not server".into());
     }
-    let (start, end) = (v.start_time_unix_nano, v.end_time_unix_nano);
-    if end < start {
+    let (start, end_time) = (v.start_time_unix_nano, v.end_time_unix_nano);
+    if end_time < start {
         return Err("end before start".into());
     }
     if v.name.is_empty() {
         return Err("invalid name".into());
     }
-    let status = if v.status.as_deref() == Some(STATUS_ERROR) {
-        let error = v.attributes.error_type.unwrap_or_else(|| "error".into());
-        Status::Error {
-            description: Cow::Owned(error),
-        }
-    } else {
-        Status::Unset
-    };
-    Ok(SpanData {
-        span_context: SpanContext::new(
-            trace_id,
-            span_id,
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::NONE,
-        ),
-        parent_span_id: parent.unwrap_or(SpanId::INVALID),
-        parent_span_is_remote: parent.is_some(),
-        span_kind: SpanKind::Server,
-        name: Cow::Owned(attributes::owned_cut(v.name, 256)),
-        start_time: unix(start),
-        end_time: unix(end),
-        attributes: v.attributes.list,
-        dropped_attributes_count: 0,
-        events: Default::default(),
-        links: Default::default(),
-        status,
-        instrumentation_scope: scope.clone(),
-    })
-}
-
-fn unix(nanos: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(nanos)
+    let s = begin(buf, 2);
+    proto::bytes(buf, 1, &trace_id);
+    proto::bytes(buf, 2, &span_id);
+    if let Some(p) = &parent {
+        proto::bytes(buf, 4, p);
+    }
+    proto::bytes(buf, 5, cut(&v.name, MAX_NAME_BYTES).as_bytes());
+    proto::uint(buf, 6, SPAN_KIND_SERVER);
+    proto::fixed64(buf, 7, start);
+    proto::fixed64(buf, 8, end_time);
+    v.attributes.list.encode(buf, 9);
+    if v.status.as_deref() == Some(STATUS_ERROR) {
+        let st = begin(buf, 15);
+        let description = v.attributes.error_type.as_deref().unwrap_or("error");
+        proto::bytes(buf, 2, description.as_bytes());
+        proto::uint(buf, 3, STATUS_CODE_ERROR);
+        end(buf, st);
+    }
+    let remote = if parent.is_some() { IS_REMOTE } else { 0 };
+    proto::fixed32(buf, 16, SAMPLED | HAS_IS_REMOTE | remote);
+    end(buf, s);
+    Ok(())
 }
 
 /// `N` bytes from `2N` lowercase hex digits, not all zero.
@@ -141,55 +133,63 @@ pub fn hex_id<const N: usize>(s: &str) -> Option<[u8; N]> {
     (out != [0; N]).then_some(out)
 }
 
-/// The span attributes as OpenTelemetry key-values (helper for tests and logs).
-pub fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a opentelemetry::Value> {
-    span.attributes
-        .iter()
-        .find(|kv: &&KeyValue| kv.key.as_str() == key)
-        .map(|kv| &kv.value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    use opentelemetry_proto::tonic::trace::v1::{
+        ScopeSpans, Span, span::SpanKind, status::StatusCode,
+    };
 
     const EXAMPLE: &str = r#"{"schema":"edge_obs.span.v1","trace_id":"4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b","span_id":"a1a1a1a1a1a1a1a1","parent_span_id":"00f067aa0ba902b7","name":"GET /users/{id}","kind":"server","start_time_unix_nano":1795000000123456789,"end_time_unix_nano":1795000000124690789,"status":"error","attributes":{"request_id":"r1","http.request.method":"GET","http.response.status_code":503,"error.type":"503"}}"#;
 
-    fn scope() -> InstrumentationScope {
-        InstrumentationScope::builder("test").build()
+    /// Encodes one line and decodes it with the official definitions.
+    fn parse(line: &[u8]) -> Result<Span, String> {
+        use prost::Message as _;
+        let mut buf = Vec::new();
+        encode(line, &mut buf)?;
+        let scope = ScopeSpans::decode(&buf[..]).unwrap();
+        assert_eq!(scope.spans.len(), 1);
+        Ok(scope.spans.into_iter().next().unwrap())
+    }
+
+    fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a Value> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| kv.value.as_ref()?.value.as_ref())
     }
 
     #[test]
     fn keeps_ids_times_and_attributes() {
         assert!(is_span_line(EXAMPLE.as_bytes()));
-        let s = parse(EXAMPLE.as_bytes(), &scope()).unwrap();
-        assert_eq!(
-            s.span_context.trace_id().to_string(),
-            "4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b"
-        );
-        assert_eq!(s.span_context.span_id().to_string(), "a1a1a1a1a1a1a1a1");
-        assert_eq!(s.parent_span_id.to_string(), "00f067aa0ba902b7");
-        assert!(s.parent_span_is_remote);
-        assert_eq!(s.span_kind, SpanKind::Server);
+        let s = parse(EXAMPLE.as_bytes()).unwrap();
+        assert_eq!(hex(&s.trace_id), "4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b4b");
+        assert_eq!(hex(&s.span_id), "a1a1a1a1a1a1a1a1");
+        assert_eq!(hex(&s.parent_span_id), "00f067aa0ba902b7");
+        // Sampled, with a remote parent.
+        assert_eq!(s.flags, 0x301);
+        assert_eq!(s.kind, SpanKind::Server as i32);
         assert_eq!(s.name, "GET /users/{id}");
-        assert_eq!(
-            s.end_time.duration_since(s.start_time).unwrap(),
-            Duration::from_nanos(1_234_000)
-        );
-        assert_eq!(
-            s.status,
-            Status::Error {
-                description: "503".into()
-            }
-        );
+        assert_eq!(s.end_time_unix_nano - s.start_time_unix_nano, 1_234_000);
+        let status = s.status.as_ref().unwrap();
+        assert_eq!(status.code, StatusCode::Error as i32);
+        assert_eq!(status.message, "503");
         assert_eq!(
             attribute(&s, "http.response.status_code"),
-            Some(&opentelemetry::Value::I64(503))
+            Some(&Value::IntValue(503))
         );
         assert_eq!(
             attribute(&s, "request_id"),
-            Some(&opentelemetry::Value::from("r1"))
+            Some(&Value::StringValue("r1".into()))
         );
+        // A name that is too long is cut on a character boundary.
+        let long = EXAMPLE.replace("GET /users/{id}", &"é".repeat(200));
+        assert_eq!(parse(long.as_bytes()).unwrap().name.len(), MAX_NAME_BYTES);
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 
     #[test]
@@ -209,15 +209,17 @@ mod tests {
                 "\"schema\":\"edge_obs.span.v1\",\"schema\":\"x\"",
             ),
         ] {
-            assert!(parse(bad.as_bytes(), &scope()).is_err(), "{bad}");
+            let mut buf = vec![7];
+            assert!(encode(bad.as_bytes(), &mut buf).is_err(), "{bad}");
+            assert_eq!(buf, [7], "nothing appended for {bad}");
         }
         // Invalid UTF-8, even in an attribute nothing reads.
         let mut not_utf8 = EXAMPLE.as_bytes().to_vec();
         not_utf8[EXAMPLE.find("\"r1\"").unwrap() + 1] = 0xff;
-        assert_eq!(parse(&not_utf8, &scope()).unwrap_err(), "line is not UTF-8");
+        assert_eq!(parse(&not_utf8).unwrap_err(), "line is not UTF-8");
         let root = EXAMPLE.replace(",\"parent_span_id\":\"00f067aa0ba902b7\"", "");
-        let s = parse(root.as_bytes(), &scope()).unwrap();
-        assert_eq!(s.parent_span_id, SpanId::INVALID);
-        assert!(!s.parent_span_is_remote);
+        let s = parse(root.as_bytes()).unwrap();
+        assert!(s.parent_span_id.is_empty());
+        assert_eq!(s.flags, 0x101);
     }
 }
