@@ -10,7 +10,8 @@
 //! types would not fit the component's size budget (README, "Size"); a native test decodes its
 //! output with the official definitions (`opentelemetry-proto`). runtime-host writes the spans
 //! and log records it exports with it too, from the guests' lines: measured against the SDK's
-//! objects and encoding there, it cut the export's cost per request by about 40 % (bench/README.md).
+//! objects and encoding there, it cut the export's cost per request by about 40 %
+//! (bench/README.md).
 
 pub mod buffer;
 pub mod encode;
