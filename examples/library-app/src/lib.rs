@@ -11,6 +11,7 @@
 //! | `/headers?Name=value&...` | 200 `ok` with the query's pairs as response headers (no percent-decoding) |
 //! | `/echo-body` | 200, the request body streamed back |
 //! | `/fail` | the handler returns `ErrorCode::ConnectionTimeout` (no response) |
+//! | `/fail-body` | 200 `text/plain` without `content-length`: `partial body\n`, then the body ends with an error (the client's transfer is cut) |
 //! | anything else | 200 `application/json` echo of the request: `{"method", "path", "query", "headers"}` |
 //!
 //! The settings are the middleware's `EDGE_OBS_*` environment variables; with
@@ -40,6 +41,8 @@ pub enum Route {
     EchoBody,
     /// `/fail`
     Fail,
+    /// `/fail-body`
+    FailBody,
     /// Any other path: echo the request as JSON.
     Echo,
     /// A known route with a malformed parameter; the message says what is wrong.
@@ -54,6 +57,7 @@ impl Route {
             "/headers" => return Route::Headers,
             "/echo-body" => return Route::EchoBody,
             "/fail" => return Route::Fail,
+            "/fail-body" => return Route::FailBody,
             _ => {}
         }
         let Some((name, arg)) = path.strip_prefix('/').and_then(|p| p.split_once('/')) else {
@@ -125,6 +129,7 @@ pub mod component {
             Route::Headers => headers_from_query(request.uri().query().unwrap_or("")),
             Route::EchoBody => Ok(echo_body(request)),
             Route::Fail => Err(ErrorCode::ConnectionTimeout),
+            Route::FailBody => Ok(fail_body()),
             Route::Echo => echo(&request),
             Route::BadRequest(message) => {
                 json(StatusCode::BAD_REQUEST, &json!({ "error": message }))
@@ -161,6 +166,20 @@ pub mod component {
         if let Some(len) = content_length {
             headers.insert("content-length", HeaderValue::from(len));
         }
+        response
+    }
+
+    /// `/fail-body`: a first chunk, then the body fails, as an app whose data source breaks
+    /// mid-response.
+    fn fail_body() -> Response<BoxBody> {
+        let frames = stream::iter([
+            Ok(Frame::data(Bytes::from_static(b"partial body\n"))),
+            Err(std::io::Error::other("the data source broke")),
+        ]);
+        let mut response = Response::new(box_body(StreamBody::new(frames)));
+        response
+            .headers_mut()
+            .insert("content-type", HeaderValue::from_static("text/plain"));
         response
     }
 
@@ -262,6 +281,7 @@ mod tests {
         assert_eq!(Route::parse("/hello"), Route::Hello);
         assert_eq!(Route::parse("/echo-body"), Route::EchoBody);
         assert_eq!(Route::parse("/fail"), Route::Fail);
+        assert_eq!(Route::parse("/fail-body"), Route::FailBody);
         assert_eq!(Route::parse("/status/404"), Route::Status(404));
         assert!(matches!(Route::parse("/status/600"), Route::BadRequest(_)));
         assert!(matches!(Route::parse("/bytes/x"), Route::BadRequest(_)));
