@@ -451,6 +451,28 @@ def cmd_report(argv):
           f"| {fmt_ms(s['p50_ms'])} | {fmt_ms(s['p99_ms'])} |")
     w("")
 
+    tsv = m1("instructions_tsv", "")
+    if tsv:
+        w("## Instructions per request (callgrind, `bash bench/instructions.sh`)")
+        w("")
+        w("Every thread of runtime-host counted by callgrind over 10 s of `wrk -t1 -c4` "
+          "(after 5 s of warm-up), divided by the requests served; `GET /hello`. Counts do not "
+          "depend on what else the machine does, so these are the figures the targets are set "
+          "in. Each configuration differs from the product (defaults) by what its row says: "
+          "what turning one feature off saves is its row's difference from the product's.")
+        w("")
+        w("| configuration | instructions per request | requests counted |")
+        w("|---|---:|---:|")
+        for line in tsv.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 3 and parts[1].isdigit():
+                w(f"| {parts[0]} | {int(parts[1]):,} | {int(parts[2]):,} |")
+        w("")
+        for line in m1("instructions_summary", "").splitlines():
+            if line.strip():
+                w(f"- {line.strip()}")
+        w("")
+
     w("## Other figures")
     w("")
     w("| figure | value |")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per request of runtime-host in several configurations, counted by callgrind.
 #
-#   bash bench/instructions.sh                       # the standard breakdown (about 12 minutes)
+#   bash bench/instructions.sh                       # the standard breakdown (about 15 minutes)
 #   bash bench/instructions.sh -- --env EDGE_OBS_LOG=off --middleware other.wasm
 #                                                    # one configuration of your own
 #   RUNTIME_HOST=path/to/runtime-host bash bench/instructions.sh -- ...
@@ -97,25 +97,52 @@ measure "library app, EDGE_OBS_ENABLED=off (the same app without observability)"
 measure "library same-output floor (bench/library-floor: the product's headers and lines as constants)" \
     --no-middleware --library-mode --app "$LIBRARY_FLOOR"
 measure "library mode, defaults" --no-middleware --library-mode --app "$LIBRARY_APP"
+# OTLP export, with bench-origin on loopback as the collector (it answers OTLP requests 200).
+ORIGIN_BIN=target/release/bench-origin
+[ -x "$ORIGIN_BIN" ] || cargo build --release -p bench-origin >&2
+read -r COLLECTOR_PORT < <(python3 bench/bench.py free-ports 1)
+"$ORIGIN_BIN" --addr "127.0.0.1:$COLLECTOR_PORT" >"$WORK/collector.log" 2>&1 &
+COLLECTOR_PID=$!
+trap 'kill "$COLLECTOR_PID" 2>/dev/null || true' EXIT
+python3 bench/bench.py wait-http "http://127.0.0.1:$COLLECTOR_PORT/hello" 30
+COLLECTOR=http://127.0.0.1:$COLLECTOR_PORT
+measure "defaults, runtime-host exporting OTLP (--otlp-endpoint, all three signals)" --otlp-endpoint "$COLLECTOR"
+measure "defaults, the component exporting OTLP itself (OTEL_EXPORTER_OTLP_ENDPOINT for the guest)" \
+    --env "OTEL_EXPORTER_OTLP_ENDPOINT=$COLLECTOR" --allowed-outbound-hosts "$COLLECTOR"
 
-# The product's added cost as a multiple of the floor's (both over the app alone), and what
-# part of it any middleware sending the same headers and lines would pay.
+# The product's added cost as a multiple of the floor's (both over the app alone), what part of
+# it any middleware sending the same headers and lines would pay, and the performance targets
+# (bench/README.md).
 awk -F'\t' '
     /^app alone/ { app = $2 }
     /^the floor/ { floor = $2 }
     /^the same-output floor/ { same = $2 }
+    /^middleware, request id only/ { rid = $2 }
     /^middleware, defaults \(the product\)/ { product = $2 }
     /^library app, EDGE_OBS_ENABLED=off/ { lib_off = $2 }
     /^library same-output floor/ { lib_same = $2 }
     /^library mode, defaults/ { lib = $2 }
+    /^defaults, runtime-host exporting OTLP/ { host_otlp = $2 }
+    /^defaults, the component exporting OTLP/ { guest_otlp = $2 }
+    function verdict(ok) { return ok ? "PASS" : "MISS" }
     END {
         if (app && floor && product)
-            printf "\nadded over the app alone: floor %d, product %d = %.2fx the floor\n",
-                floor - app, product - app, (product - app) / (floor - app)
+            printf "\nadded over the app alone: floor %d, product %d = %.2fx the floor (target <= 1.5x: %s)\n",
+                floor - app, product - app, (product - app) / (floor - app),
+                verdict((product - app) / (floor - app) <= 1.5)
         if (app && floor && same && product)
             printf "same-output floor %d = %.2fx the floor; the product'"'"'s own code beyond it: %d\n",
                 same - app, (same - app) / (floor - app), product - same
+        if (app && floor && rid)
+            printf "request id only adds %d = %.2fx the floor (target <= 1.15x: %s)\n",
+                rid - app, (rid - app) / (floor - app), verdict((rid - app) / (floor - app) <= 1.15)
+        if (product && host_otlp)
+            printf "runtime-host exporting OTLP: %+.1f %% over the product (target <= +5 %%: %s)\n",
+                100 * (host_otlp - product) / product, verdict(host_otlp <= product * 1.05)
+        if (product && guest_otlp)
+            printf "the component exporting OTLP: %+.1f %% over the product (target <= +10 %%: %s)\n",
+                100 * (guest_otlp - product) / product, verdict(guest_otlp <= product * 1.10)
         if (lib_off && lib_same && lib)
             printf "library mode adds %d over the same app without observability; sending the output alone adds %d; library mode'"'"'s own code beyond it: %d\n",
                 lib - lib_off, lib_same - lib_off, lib - lib_same
-    }' "$RESULTS"
+    }' "$RESULTS" | tee "$WORK/summary.txt"

@@ -14,7 +14,8 @@
 #
 # Settings (environment): DURATION (s, default 10), ROUNDS (default 2), CONNECTIONS (default 16),
 # WASMTIME_SERVE_FLAGS (default below), SKIP_CRITERION=1, SKIP_WASMTIME=1 (no target 3, and no
-# long install of wasmtime-cli and wac-cli), RESULTS_DIR (default bench/results),
+# long install of wasmtime-cli and wac-cli), SKIP_INSTRUCTIONS=1 (no callgrind breakdown,
+# bench/instructions.sh, about 15 minutes), RESULTS_DIR (default bench/results),
 # BENCH_TOOLS (where wasmtime and wac are installed, default target/bench-tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -333,6 +334,18 @@ for round in $(seq "$ROUNDS"); do
             --script bench/paced.lua --script-arg "$MOD_D" "${URL[$t]}"
     done
 done
+
+# --- instructions per request (callgrind), the figures the performance targets are set in ----
+if [ "${SKIP_INSTRUCTIONS:-0}" != 1 ]; then
+    log "instructions per request: bash bench/instructions.sh (about 15 minutes)"
+    meta cmd.instructions "bash bench/instructions.sh"
+    if bash bench/instructions.sh >"$LOGS/instructions.log" 2>&1; then
+        meta instructions_tsv "$(cat "$WORK/callgrind/results.tsv")"
+        meta instructions_summary "$(cat "$WORK/callgrind/summary.txt")"
+    else
+        fail instructions "$(tail -20 "$LOGS/instructions.log")"
+    fi
+fi
 
 # --- report -------------------------------------------------------------------------------
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -84,7 +84,12 @@ mod component {
             let (rebuilt, _) = Response::new(headers, Some(body), trailers);
             let _ = rebuilt.set_status_code(status);
             if same_output() {
-                let _ = std::io::stdout().lock().write_all(LINES.as_bytes());
+                // One write per line, as the product writes them (a host that makes one log record
+                // per write, as Spin does, then gets one JSON document per record).
+                let mut out = std::io::stdout().lock();
+                for line in LINES.split_inclusive('\n') {
+                    let _ = out.write_all(line.as_bytes());
+                }
             }
             Ok(rebuilt)
         }

@@ -10,7 +10,8 @@
 //! - [`otlp`]: OTLP export of spans, metrics and log records;
 //! - [`window`], [`recent`]: the windows, SLO figures and recent requests the admin page shows;
 //! - [`slo`]: the Prometheus SLO rules;
-//! - [`pipeline`]: the one value serve mode and collect mode start, feed and shut down.
+//! - [`pipeline`]: the one value serve mode and collect mode start, feed and shut down;
+//! - [`text`]: strings read from lines without copying them.
 // A native program: in a `--workspace` build for wasm32-wasip2 (the components) this crate
 // is empty, so that such a build works.
 #![cfg(not(target_family = "wasm"))]
@@ -23,6 +24,7 @@ pub mod otlp;
 pub mod pipeline;
 pub mod recent;
 pub mod slo;
+pub mod text;
 pub mod window;
 
 #[cfg(test)]

@@ -6,9 +6,11 @@
 //! the guest writes, the label values that reach Prometheus come from a small, bounded set (or
 //! are short, printable route templates, which `metrics` caps again by count).
 
+use crate::text::Text;
 use edge_observability::metrics::{self, MAX_ERROR_TYPE_LEN, MAX_ROUTE_LEN, keys};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use std::borrow::Cow;
 use std::fmt;
 
 /// Every metric event line starts with exactly these bytes, so a line can be told from an
@@ -28,7 +30,7 @@ pub use metrics::{KNOWN_METHODS, OTHER};
 /// says, or what the host knows of a request it answered itself. [`MetricEvent::new`] turns
 /// them into label-safe values.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct EventFields {
+pub struct EventFields<'a> {
     /// Seconds from the request's arrival until the response was sent.
     pub duration_s: f64,
     /// Request body size in bytes, when known.
@@ -36,16 +38,16 @@ pub struct EventFields {
     /// Response body size in bytes, when known.
     pub response_body_bytes: Option<u64>,
     /// `http.request.method` as given.
-    pub method: String,
+    pub method: Cow<'a, str>,
     /// `http.route` as given.
-    pub route: Option<String>,
+    pub route: Option<Cow<'a, str>>,
     /// `http.response.status_code` as given (wider than `u16`, so an out-of-range number
     /// drops the status instead of rejecting the event: the request still happened).
     pub status_code: Option<u64>,
     /// `url.scheme` as given.
-    pub scheme: Option<String>,
+    pub scheme: Option<Cow<'a, str>>,
     /// `error.type` as given.
-    pub error_type: Option<String>,
+    pub error_type: Option<Cow<'a, str>>,
     /// The trace of the span the request reports, when it reports one.
     pub trace: Option<TraceRef>,
 }
@@ -113,7 +115,7 @@ impl MetricEvent {
     /// Normalises `fields`: an unknown method or scheme becomes `_OTHER`, an invalid route is
     /// dropped, an invalid error type becomes `_OTHER`, an invalid status code is dropped, a
     /// negative or non-finite duration counts as 0.
-    pub fn new(fields: EventFields) -> MetricEvent {
+    pub fn new(fields: EventFields<'_>) -> MetricEvent {
         let duration_s = if fields.duration_s.is_finite() {
             fields.duration_s.max(0.0)
         } else {
@@ -124,7 +126,10 @@ impl MetricEvent {
             request_body_bytes: fields.request_body_bytes,
             response_body_bytes: fields.response_body_bytes,
             method: normalize_method(&fields.method),
-            route: fields.route.filter(|r| sanitize_route(r).is_some()),
+            route: fields
+                .route
+                .filter(|r| sanitize_route(r).is_some())
+                .map(Cow::into_owned),
             status_code: fields
                 .status_code
                 .filter(|s| (100..=599).contains(s))
@@ -132,7 +137,7 @@ impl MetricEvent {
             scheme: fields.scheme.as_deref().map(normalize_scheme),
             error_type: fields.error_type.map(|e| {
                 if sanitize_error_type(&e) == e {
-                    e
+                    e.into_owned()
                 } else {
                     OTHER.to_owned()
                 }
@@ -239,31 +244,35 @@ pub fn is_metric_line(line: &[u8]) -> bool {
 /// The wire form, read by the keys the core crate writes ([`keys`]). Unknown fields are
 /// ignored, as the schema requires, so fields can be added within v1. `time` is not read: the
 /// host records at the time it sees the line.
-struct RawEvent {
-    schema: Option<String>,
+struct RawEvent<'a> {
+    /// Whether the (last) `schema` member names this schema.
+    schema_ok: bool,
     duration_s: Option<f64>,
-    fields: EventFields,
+    fields: EventFields<'a>,
 }
 
-impl<'de> Deserialize<'de> for RawEvent {
+impl<'de> Deserialize<'de> for RawEvent<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = RawEvent;
+            type Value = RawEvent<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a metric event object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEvent, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEvent<'de>, A::Error> {
                 let mut raw = RawEvent {
-                    schema: None,
+                    schema_ok: false,
                     duration_s: None,
                     fields: EventFields::default(),
                 };
                 let mut method = None;
                 let (mut trace_id, mut span_id) = (None, None);
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
                     match key.as_ref() {
-                        keys::SCHEMA => raw.schema = Some(map.next_value()?),
+                        keys::SCHEMA => {
+                            let schema: Text<'de> = map.next_value()?;
+                            raw.schema_ok = &*schema == SCHEMA;
+                        }
                         keys::DURATION_S => raw.duration_s = Some(map.next_value()?),
                         keys::REQUEST_BODY_BYTES => {
                             raw.fields.request_body_bytes = map.next_value()?
@@ -271,19 +280,15 @@ impl<'de> Deserialize<'de> for RawEvent {
                         keys::RESPONSE_BODY_BYTES => {
                             raw.fields.response_body_bytes = map.next_value()?
                         }
-                        keys::TRACE_ID => {
-                            trace_id = Some(map.next_value::<std::borrow::Cow<'de, str>>()?)
-                        }
-                        keys::SPAN_ID => {
-                            span_id = Some(map.next_value::<std::borrow::Cow<'de, str>>()?)
-                        }
+                        keys::TRACE_ID => trace_id = Some(map.next_value::<Text<'de>>()?),
+                        keys::SPAN_ID => span_id = Some(map.next_value::<Text<'de>>()?),
                         keys::ATTRIBUTES => {
-                            let a: RawAttributes = map.next_value()?;
-                            method = a.method;
-                            raw.fields.route = a.route;
+                            let a: RawAttributes<'de> = map.next_value()?;
+                            method = a.method.map(|t| t.0);
+                            raw.fields.route = a.route.map(|t| t.0);
                             raw.fields.status_code = a.status_code;
-                            raw.fields.scheme = a.scheme;
-                            raw.fields.error_type = a.error_type;
+                            raw.fields.scheme = a.scheme.map(|t| t.0);
+                            raw.fields.error_type = a.error_type.map(|t| t.0);
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
@@ -304,26 +309,30 @@ impl<'de> Deserialize<'de> for RawEvent {
     }
 }
 
+/// The attributes the host reads; strings borrow from the line.
 #[derive(Default)]
-struct RawAttributes {
-    method: Option<String>,
-    route: Option<String>,
+struct RawAttributes<'a> {
+    method: Option<Text<'a>>,
+    route: Option<Text<'a>>,
     status_code: Option<u64>,
-    scheme: Option<String>,
-    error_type: Option<String>,
+    scheme: Option<Text<'a>>,
+    error_type: Option<Text<'a>>,
 }
 
-impl<'de> Deserialize<'de> for RawAttributes {
+impl<'de> Deserialize<'de> for RawAttributes<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
         impl<'de> Visitor<'de> for V {
-            type Value = RawAttributes;
+            type Value = RawAttributes<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an attributes object")
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawAttributes, A::Error> {
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawAttributes<'de>, A::Error> {
                 let mut a = RawAttributes::default();
-                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                while let Some(key) = map.next_key::<Text<'de>>()? {
                     match key.as_ref() {
                         keys::METHOD => a.method = map.next_value()?,
                         keys::ROUTE => a.route = map.next_value()?,
@@ -358,7 +367,7 @@ pub fn parse(line: &[u8]) -> Result<MetricEvent, MetricEventError> {
     let line = std::str::from_utf8(line).map_err(|_| MetricEventError::NotUtf8)?;
     let raw: RawEvent = serde_json::from_str(line)?;
     // The prefix check alone would accept a duplicated "schema" key naming something else.
-    if raw.schema.as_deref() != Some(SCHEMA) {
+    if !raw.schema_ok {
         return Err(MetricEventError::WrongSchema);
     }
     let Some(duration_s) = raw.duration_s else {

@@ -860,7 +860,7 @@ mod tests {
         assert_send_sync::<ActiveRequestGuard>();
     };
 
-    fn event(duration_s: f64) -> EventFields {
+    fn event(duration_s: f64) -> EventFields<'static> {
         EventFields {
             duration_s,
             request_body_bytes: None,
@@ -1341,7 +1341,7 @@ mod tests {
                     for i in 0..500 {
                         let _g = m.active_request(&http::Method::POST, "https");
                         m.observe(&MetricEvent::new(EventFields {
-                            route: Some(format!("/r{}", (i * 7 + t) % 100)),
+                            route: Some(format!("/r{}", (i * 7 + t) % 100).into()),
                             ..event(0.01)
                         }));
                     }

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::text::Text;
 use edge_observability::otlp::encode::{kv_bool, kv_double, kv_int, kv_str};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -155,8 +156,8 @@ where
     M: MapAccess<'de>,
     F: FnMut(Cow<'de, str>, &mut M) -> Result<(), M::Error>,
 {
-    while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-        each(name, &mut map)?;
+    while let Some(name) = map.next_key::<Text<'de>>()? {
+        each(name.0, &mut map)?;
     }
     Ok(())
 }
