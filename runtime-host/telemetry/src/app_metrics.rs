@@ -153,6 +153,7 @@ impl AppMetrics {
             value: raw.value,
             buckets: &raw.buckets,
             attributes: &attributes,
+            trace: None,
         };
         if let Err(why) = app_metric::validate(&sample) {
             return self.reject(why);
