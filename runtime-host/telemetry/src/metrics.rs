@@ -28,6 +28,8 @@
 //! time-stamped when the host recorded it. One exemplar per bucket per series (and per counter
 //! series): the latest wins. Unsampled requests never set or clear one, since an exemplar
 //! pointing at a trace no backend has is worse than none.
+//! App metric lines that name their trace get exemplars by the same rules
+//! ([`crate::app_metrics`]).
 //!
 //! # Cardinality
 //!
