@@ -78,16 +78,22 @@ pub enum Invalid {
     /// Buckets missing, empty, too many, not finite or not strictly increasing, or given for
     /// something that is not a histogram.
     Buckets,
+    /// `trace_id` or `span_id` breaks [`valid_trace_id`] / [`valid_span_id`], or only one of
+    /// them is given. [`write`] refuses such a sample; runtime-host instead keeps the sample
+    /// without an exemplar (the ids only point at a trace, the value is what counts), so it never
+    /// rejects a line for this reason.
+    Trace,
 }
 
 impl Invalid {
     /// Every reason.
-    pub const ALL: [Invalid; 5] = [
+    pub const ALL: [Invalid; 6] = [
         Invalid::Syntax,
         Invalid::Name,
         Invalid::Attributes,
         Invalid::Value,
         Invalid::Buckets,
+        Invalid::Trace,
     ];
 
     /// Short name, used as a label value.
@@ -98,6 +104,7 @@ impl Invalid {
             Invalid::Attributes => "attributes",
             Invalid::Value => "value",
             Invalid::Buckets => "buckets",
+            Invalid::Trace => "trace",
         }
     }
 }
@@ -140,6 +147,23 @@ pub fn valid_buckets(buckets: &[f64]) -> bool {
         && buckets.windows(2).all(|w| w[0] < w[1])
 }
 
+/// `n` lowercase hex digits, not all zero: a W3C trace context id as the middleware writes it.
+fn lower_hex_id(s: &str, n: usize) -> bool {
+    s.len() == n
+        && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        && s.bytes().any(|b| b != b'0')
+}
+
+/// A trace id: 32 lowercase hex digits, not all zero (all zero is invalid in trace context).
+pub fn valid_trace_id(id: &str) -> bool {
+    lower_hex_id(id, 32)
+}
+
+/// A span id: 16 lowercase hex digits, not all zero.
+pub fn valid_span_id(id: &str) -> bool {
+    lower_hex_id(id, 16)
+}
+
 /// The Prometheus name of an app metric: `app_` + the name with dots as `_` (and a counter's
 /// `_total` dropped, as the exposition adds it back).
 pub fn prometheus_name(name: &str, kind: Kind) -> String {
@@ -149,6 +173,16 @@ pub fn prometheus_name(name: &str, kind: Kind) -> String {
         name
     };
     format!("app_{}", base.replace('.', "_"))
+}
+
+/// The sampled trace (and span in it) a sample was taken in: the `trace_id` and `span_id`
+/// fields, which a host turns into an exemplar pointing at that trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Trace<'a> {
+    /// The trace id ([`valid_trace_id`]).
+    pub trace_id: &'a str,
+    /// The id of the span the sample was taken in ([`valid_span_id`]).
+    pub span_id: &'a str,
 }
 
 /// One app metric sample, to write.
@@ -164,6 +198,10 @@ pub struct AppMetric<'a> {
     pub buckets: &'a [f64],
     /// Attributes (become labels), keys by [`valid_attribute_key`].
     pub attributes: &'a [(&'a str, &'a str)],
+    /// The sampled trace the sample was taken in, if any. Only set it for a sampled trace:
+    /// an exemplar pointing at a trace no backend kept is a dead link. Gauges may carry it, but
+    /// runtime-host ignores it there (OpenMetrics has no gauge exemplars).
+    pub trace: Option<Trace<'a>>,
 }
 
 /// Checks a sample against the schema's rules.
@@ -192,6 +230,12 @@ pub fn validate(m: &AppMetric<'_>) -> Result<(), Invalid> {
     if m.attributes.len() > MAX_ATTRIBUTES {
         return Err(Invalid::Attributes);
     }
+    // Last, so that for a host an `Invalid::Trace` means the sample itself is fine.
+    if let Some(t) = m.trace
+        && !(valid_trace_id(t.trace_id) && valid_span_id(t.span_id))
+    {
+        return Err(Invalid::Trace);
+    }
     Ok(())
 }
 
@@ -207,6 +251,11 @@ pub fn write(m: &AppMetric<'_>, out: &mut String) -> Result<(), Invalid> {
     if m.kind == Kind::Histogram {
         let list: Vec<String> = m.buckets.iter().map(|b| number(*b)).collect();
         line.raw("buckets", &format!("[{}]", list.join(",")));
+    }
+    // Before the attributes: short and fixed, so they always fit the line.
+    if let Some(t) = m.trace {
+        line.plain("trace_id", t.trace_id);
+        line.plain("span_id", t.span_id);
     }
     line.begin_object("attributes");
     for (k, v) in m.attributes {
@@ -237,6 +286,7 @@ mod tests {
             value: 1.0,
             buckets: &[],
             attributes: attrs,
+            trace: None,
         }
     }
 
@@ -260,12 +310,75 @@ mod tests {
             value: 42.5,
             buckets: &[10.0, 50.0, 100.0, 0.5e3],
             attributes: &[],
+            trace: None,
         };
         write(&h, &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["buckets"], serde_json::json!([10, 50, 100, 500]));
         assert_eq!(v["value"], 42.5);
         assert!(v["attributes"].as_object().unwrap().is_empty());
+    }
+
+    const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const SPAN_ID: &str = "00f067aa0ba902b7";
+
+    #[test]
+    fn writes_trace_ids_only_when_set() {
+        let mut out = String::new();
+        let mut m = counter("orders.placed", &[("payment.method", "card")]);
+        m.trace = Some(Trace {
+            trace_id: TRACE_ID,
+            span_id: SPAN_ID,
+        });
+        write(&m, &mut out).unwrap();
+        assert_eq!(
+            out,
+            "{\"schema\":\"edge_obs.app_metric.v1\",\"type\":\"counter\",\"name\":\"orders.placed\",\"value\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"span_id\":\"00f067aa0ba902b7\",\"attributes\":{\"payment.method\":\"card\"}}\n"
+        );
+        assert!(out.starts_with(LINE_PREFIX));
+        out.clear();
+        write(&counter("x", &[]), &mut out).unwrap();
+        assert!(
+            !out.contains("trace_id") && !out.contains("span_id"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn malformed_trace_ids_are_refused() {
+        assert!(valid_trace_id(TRACE_ID) && valid_span_id(SPAN_ID));
+        let upper = TRACE_ID.to_uppercase();
+        let zero_trace = "0".repeat(32);
+        let zero_span = "0".repeat(16);
+        let long_trace = format!("{TRACE_ID}0");
+        let bad = [
+            (upper.as_str(), SPAN_ID),
+            (zero_trace.as_str(), SPAN_ID),
+            (&TRACE_ID[1..], SPAN_ID),
+            (long_trace.as_str(), SPAN_ID),
+            ("4bf92f3577b34da6a3ce929d0e0e473g", SPAN_ID),
+            (TRACE_ID, zero_span.as_str()),
+            (TRACE_ID, "00F067AA0BA902B7"),
+            (TRACE_ID, &SPAN_ID[1..]),
+            // Swapped: each id has its own length.
+            (SPAN_ID, TRACE_ID),
+            ("", ""),
+        ];
+        let mut out = String::new();
+        for (trace_id, span_id) in bad {
+            let mut m = counter("x", &[]);
+            m.trace = Some(Trace { trace_id, span_id });
+            assert_eq!(validate(&m), Err(Invalid::Trace), "{trace_id} {span_id}");
+            assert_eq!(write(&m, &mut out), Err(Invalid::Trace));
+        }
+        assert!(out.is_empty(), "nothing written for invalid ids");
+        // Another fault of the sample is reported first: `Trace` means the rest is valid.
+        let mut m = counter("bad-name", &[]);
+        m.trace = Some(Trace {
+            trace_id: "",
+            span_id: "",
+        });
+        assert_eq!(validate(&m), Err(Invalid::Name));
     }
 
     #[test]

@@ -296,3 +296,84 @@ fn prometheus_stores_exemplars_of_sampled_requests_only() {
         }
     }
 }
+
+/// The value of label `name` in the exemplar of an OpenMetrics sample line.
+fn exemplar_label<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let (_, exemplar) = line.split_once(" # {")?;
+    let start = exemplar.find(&format!("{name}=\""))? + name.len() + 2;
+    let len = exemplar[start..].find('"')?;
+    Some(&exemplar[start..start + len])
+}
+
+#[test]
+fn prometheus_stores_exemplars_of_app_metrics_in_sampled_traces() {
+    let host = Host::start(&[]);
+    let sampled = "5a3ce929d0e0e47364bf92f3577b34da";
+    let unsampled = "dead0000000000000000000000000001";
+    let caller_span = "00f067aa0ba902b7";
+    // The unsampled request comes last: had the app named its trace, that would be the
+    // counter's exemplar.
+    for (trace_id, flags) in [(sampled, "01"), (unsampled, "00")] {
+        let traceparent = format!("00-{trace_id}-{caller_span}-{flags}");
+        let r = get(host.addr, "/app-metric", &[("traceparent", &traceparent)]);
+        assert_eq!((r.status, r.text().as_str()), (200, "counted\n"), "{r:?}");
+    }
+    host.wait_metrics("both app metric lines and requests", |text| {
+        common::metric_sum(text, "app_demo_app_metric_requests_total", &[]) == 2.0
+            && common::metric_sum(text, "http_server_requests_total", &[]) == 2.0
+    });
+
+    let prometheus_accept =
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let om = get(host.admin, "/metrics", &[("accept", prometheus_accept)]).text();
+    let app_line = om
+        .lines()
+        .find(|l| l.starts_with("app_demo_app_metric_requests_total{"))
+        .unwrap_or_else(|| panic!("no app counter in\n{om}"));
+    assert_eq!(exemplar_label(app_line, "trace_id"), Some(sampled), "{om}");
+    assert!(!om.contains(unsampled), "unsampled trace in\n{om}");
+    // The app got the middleware's traceparent: its ids are those of the middleware's server
+    // span, the one the request's own exemplar names.
+    let request_line = om
+        .lines()
+        .find(|l| l.starts_with("http_server_requests_total{") && l.contains(sampled))
+        .unwrap_or_else(|| panic!("no request exemplar of {sampled} in\n{om}"));
+    let server_span = exemplar_label(request_line, "span_id").unwrap();
+    assert_ne!(server_span, caller_span);
+    assert_eq!(
+        exemplar_label(app_line, "span_id"),
+        Some(server_span),
+        "{om}"
+    );
+    // Old scrapers see the counter without it.
+    let text = get(host.admin, "/metrics", &[]).text();
+    assert!(!text.contains("trace_id"), "{text}");
+    promtool_check(&text);
+
+    let prometheus = Prometheus::start(host.admin, &["--enable-feature=exemplar-storage"]);
+    prometheus.wait_for("app_demo_app_metric_requests_total", |r| {
+        r.len() == 1 && value(&r[0]) == 2.0
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exemplars = loop {
+        let found = prometheus
+            .query_exemplars("app_demo_app_metric_requests_total")
+            .unwrap_or_default();
+        if !exemplar_trace_ids(&found).is_empty() {
+            break found;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus stored no exemplars for the app counter: {found:?}\nits log:\n{}",
+            std::fs::read_to_string(&prometheus.log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    // Scraped every second, the same exemplar is stored once.
+    assert_eq!(exemplar_trace_ids(&exemplars), [sampled], "{exemplars:?}");
+    let series = &exemplars[0];
+    assert_eq!(series["seriesLabels"]["source"], "hello-app", "{series}");
+    let exemplar = &series["exemplars"][0];
+    assert_eq!(exemplar["labels"]["span_id"], server_span, "{exemplar}");
+    assert_eq!(exemplar["value"], "1", "{exemplar}");
+}

@@ -16,7 +16,7 @@
 //! | `/loop` | spins in an endless CPU loop (for timeout tests) |
 //! | `/alloc/{mb}` | allocates and touches `mb` MiB, then 200 `{"allocated_mb": mb}`; traps when memory runs out |
 //! | `/echo-body` | 200, the request body streamed back (with the request's `content-type`) |
-//! | `/app-metric` | prints one `edge_obs.app_metric.v1` counter line ([`APP_METRIC_LINE`]) to stdout, then 200 `counted\n` |
+//! | `/app-metric` | prints one `edge_obs.app_metric.v1` counter line to stdout, then 200 `counted\n`: [`APP_METRIC_LINE`], with the `trace_id` and `span_id` of the request's `traceparent` added when it is well-formed and sampled ([`app_metric_line`]) |
 //! | `/fail-body` | 200 `text/plain` without `content-length`: `partial body\n`, then the body ends with an error (the client's transfer is cut) |
 //! | `/trailers` | 200 `text/plain` without `content-length`, `Trailer: x-app-checksum`: `body with trailers\n`, then the trailer field [`TRAILER_NAME`]`: `[`TRAILER_VALUE`] |
 //! | `/fetch?url=...` | sends `GET url` through `wasi:http/client`, then 200 `{"status": N}`, or 502 `{"error": "..."}` when the host refused or failed it |
@@ -50,6 +50,62 @@ pub const MAX_BYTES: u64 = 1 << 30;
 /// documented in `docs/app-metric.md`). Written out rather than built with that crate's
 /// `write`: linking the middleware crate into the app would also link its handler export.
 pub const APP_METRIC_LINE: &str = "{\"schema\":\"edge_obs.app_metric.v1\",\"type\":\"counter\",\"name\":\"demo.app_metric.requests\",\"value\":1,\"attributes\":{\"source\":\"hello-app\"}}\n";
+
+/// The line `/app-metric` prints for a request with these `traceparent` values: with the
+/// trace id and parent span id of a single well-formed, sampled one (flag `01`) added as
+/// `trace_id` and `span_id`, so the host keeps an exemplar pointing at that trace; else
+/// [`APP_METRIC_LINE`]. Behind the middleware that is the middleware's server span. Unsampled
+/// traces get no ids: no backend has them, an exemplar would be a dead link.
+pub fn app_metric_line<'a>(
+    mut traceparents: impl Iterator<Item = &'a [u8]>,
+) -> std::borrow::Cow<'static, str> {
+    let ids = match (traceparents.next(), traceparents.next()) {
+        // Several headers make the context invalid (W3C Trace Context).
+        (Some(value), None) => sampled_ids(value),
+        _ => None,
+    };
+    match ids {
+        // Where `edge_observability::app_metric::write` puts them: before the attributes.
+        Some((trace_id, span_id)) => APP_METRIC_LINE
+            .replacen(
+                ",\"attributes\"",
+                &format!(",\"trace_id\":\"{trace_id}\",\"span_id\":\"{span_id}\",\"attributes\""),
+                1,
+            )
+            .into(),
+        None => APP_METRIC_LINE.into(),
+    }
+}
+
+/// The trace id and parent id of a `traceparent` value that is well-formed (version `00`, or a
+/// later one with the same first four fields) and sampled.
+fn sampled_ids(value: &[u8]) -> Option<(&str, &str)> {
+    fn lower_hex(s: &str, len: usize) -> bool {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+    fn nonzero(s: &str) -> bool {
+        s.bytes().any(|b| b != b'0')
+    }
+    let value = std::str::from_utf8(value).ok()?;
+    let mut fields = value.split('-');
+    let (version, trace_id, span_id, flags) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    let well_formed = lower_hex(version, 2)
+        && version != "ff"
+        // Version 00 has exactly four fields; later versions may add more.
+        && (version != "00" || fields.next().is_none())
+        && lower_hex(trace_id, 32)
+        && nonzero(trace_id)
+        && lower_hex(span_id, 16)
+        && nonzero(span_id)
+        && lower_hex(flags, 2);
+    let sampled = u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1);
+    (well_formed && sampled).then_some((trace_id, span_id))
+}
 
 /// What a request asks for, parsed from its path (and query).
 #[derive(Debug, PartialEq, Eq)]
@@ -280,7 +336,13 @@ pub mod component {
             Route::AppMetric => {
                 // One write per line, so lines of concurrent requests never interleave.
                 use std::io::Write;
-                let _ = std::io::stdout().write_all(super::APP_METRIC_LINE.as_bytes());
+                let line = super::app_metric_line(
+                    req.headers()
+                        .get_all("traceparent")
+                        .iter()
+                        .map(|v| v.as_bytes()),
+                );
+                let _ = std::io::stdout().write_all(line.as_bytes());
                 full(
                     StatusCode::OK,
                     "text/plain",
@@ -582,6 +644,42 @@ mod tests {
         assert_eq!(Route::parse("/", None), Route::Echo);
         assert_eq!(Route::parse("/hello/", None), Route::Echo);
         assert_eq!(Route::parse("/anything/else", Some("a=b")), Route::Echo);
+    }
+
+    #[test]
+    fn app_metric_line_names_a_sampled_trace_only() {
+        let line = |values: &[&str]| app_metric_line(values.iter().map(|v| v.as_bytes()));
+        let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let with_ids = line(&[sampled]);
+        assert_eq!(
+            with_ids,
+            "{\"schema\":\"edge_obs.app_metric.v1\",\"type\":\"counter\",\"name\":\"demo.app_metric.requests\",\"value\":1,\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\",\"span_id\":\"00f067aa0ba902b7\",\"attributes\":{\"source\":\"hello-app\"}}\n"
+        );
+        let json: serde_json::Value = serde_json::from_str(&with_ids).unwrap();
+        assert_eq!(json["attributes"]["source"], "hello-app");
+        // Other flags with the sampled bit, and a later version with more fields.
+        assert!(
+            line(&["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"]).contains("trace_id")
+        );
+        assert!(
+            line(&["01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"])
+                .contains("trace_id")
+        );
+        for without in [
+            &[][..],
+            &["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"],
+            &["00-00000000000000000000000000000000-00f067aa0ba902b7-01"],
+            &["00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01"],
+            &["00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"],
+            &["00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01"],
+            &["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x"],
+            &["ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"],
+            &["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1"],
+            &["garbage"],
+            &[sampled, sampled],
+        ] {
+            assert_eq!(line(without), APP_METRIC_LINE, "{without:?}");
+        }
     }
 
     #[test]

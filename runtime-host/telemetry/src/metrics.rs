@@ -28,6 +28,8 @@
 //! time-stamped when the host recorded it. One exemplar per bucket per series (and per counter
 //! series): the latest wins. Unsampled requests never set or clear one, since an exemplar
 //! pointing at a trace no backend has is worse than none.
+//! App metric lines that name their trace get exemplars by the same rules
+//! ([`crate::app_metrics`]).
 //!
 //! # Cardinality
 //!
@@ -121,10 +123,33 @@ impl Format {
     }
 }
 
-/// Where an exemplar starts in an OpenMetrics sample line. [`TraceRef`]'s label set starts
-/// with `trace_id`, and no label value can contain `trace_id="` (label values are route
-/// templates without `"`, or escaped), so this finds exemplars and nothing else.
+/// Where an exemplar starts in an OpenMetrics sample line, after its label set
+/// ([`exemplar_start`]). [`TraceRef`]'s label set starts with `trace_id`.
 const EXEMPLAR_MARKER: &str = " # {trace_id=\"";
+
+/// The byte offset of the exemplar in an OpenMetrics sample line, if it has one. The marker is
+/// looked for only after the sample's label set: an app's attribute value may well end in
+/// ` # {trace_id=`, and followed by its closing quote it would look like one.
+fn exemplar_start(line: &str) -> Option<usize> {
+    let bytes = line.as_bytes();
+    let mut at = line.find([' ', '{'])?;
+    if bytes[at] == b'{' {
+        // Label values are quoted, with `\\` and `\"` escaped: the set ends at the first `}`
+        // outside quotes.
+        let (mut quoted, mut escaped) = (false, false);
+        loop {
+            at += 1;
+            match bytes.get(at)? {
+                _ if escaped => escaped = false,
+                b'\\' if quoted => escaped = true,
+                b'"' => quoted = !quoted,
+                b'}' if !quoted => break,
+                _ => {}
+            }
+        }
+    }
+    line[at..].find(EXEMPLAR_MARKER).map(|i| at + i)
+}
 
 /// The exemplar labels: `trace_id` first ([`EXEMPLAR_MARKER`]), then `span_id`; 63 characters,
 /// within OpenMetrics' 128.
@@ -807,7 +832,7 @@ fn openmetrics_to_prometheus_text(om: &str) -> String {
             out.push('\n');
         } else if line.starts_with("# UNIT ") || line == "# EOF" {
             // Not part of the classic format.
-        } else if let Some(at) = line.rfind(EXEMPLAR_MARKER) {
+        } else if let Some(at) = exemplar_start(line) {
             // Nor are exemplars.
             out.push_str(&line[..at]);
             out.push('\n');
@@ -1466,6 +1491,58 @@ mod tests {
         om_samples.sort();
         text_samples.sort();
         assert_eq!(om_samples, text_samples);
+    }
+
+    /// The same for app metric lines with trace ids: the exemplars they leave are stripped
+    /// from the text format like those of the request families, whatever the attribute values.
+    #[test]
+    fn app_metric_text_output_is_unchanged_by_exemplars() {
+        let (with, without) = (
+            HostMetrics::new("0.1.0", "48.0.8"),
+            HostMetrics::new("0.1.0", "48.0.8"),
+        );
+        let ids = format!(r#","trace_id":"{TRACE_A}","span_id":"{SPAN}""#);
+        // The last value looks like the start of an exemplar once its closing quote follows.
+        for rest in [
+            r#","attributes":{"k":"v"}"#,
+            r#","buckets":[1,10],"attributes":{"k":"v"}"#,
+            r#","attributes":{"k":"a # {trace_id="}"#,
+        ] {
+            for kind in ["counter", "histogram"] {
+                if kind == "counter" && rest.contains("buckets") {
+                    continue;
+                }
+                let name = if rest.contains("buckets") { "h" } else { "c" };
+                let line = |ids: &str| {
+                    format!(
+                        r#"{{"schema":"edge_obs.app_metric.v1","type":"{kind}","name":"{name}","value":2{ids}{rest}}}"#
+                    )
+                };
+                if kind == "histogram" && !rest.contains("buckets") {
+                    continue;
+                }
+                with.app().record_line(line(&ids).as_bytes()).unwrap();
+                without.app().record_line(line("").as_bytes()).unwrap();
+            }
+        }
+        let om = with.encode_as(Format::OpenMetrics);
+        assert_eq!(
+            om.matches(&format!("# {{trace_id=\"{TRACE_A}\"")).count(),
+            3,
+            "{om}"
+        );
+        let sorted = |s: &str| {
+            let mut lines: Vec<String> = s.lines().map(str::to_owned).collect();
+            lines.sort();
+            lines
+        };
+        let text = with.encode().0;
+        assert_eq!(sorted(&text), sorted(&without.encode().0));
+        assert!(!text.contains(TRACE_A), "{text}");
+        assert!(
+            text.contains("app_c_total{k=\"a # {trace_id=\"} 2.0\n"),
+            "{text}"
+        );
     }
 
     #[test]
