@@ -646,6 +646,32 @@ fn a_body_that_fails_mid_stream_is_logged_as_an_error() {
     assert_eq!(common::get(host.addr, "/hello", &[]).status, 200);
 }
 
+/// The same for a body of known size (not piped through the middleware): the host's delivery
+/// result reports the failure, and the line says so. The size logged is the declared one.
+#[test]
+fn a_body_of_known_size_that_fails_is_logged_as_an_error() {
+    let host = Host::start(&[]);
+    let id = common::unique("fail-body-sized");
+    let raw =
+        format!("GET /fail-body-sized HTTP/1.1\r\nhost: localhost\r\nx-request-id: {id}\r\n\r\n");
+    let received = send_lenient(host.addr, raw.as_bytes(), Duration::from_secs(30));
+    assert!(
+        !matches!(received, Received::Complete(_)),
+        "the transfer must be cut"
+    );
+    let line = host.log_line(&id);
+    assert_eq!(line["error.type"], "response_body_error", "{line}");
+    assert_eq!(line["level"], "error", "{line}");
+    host.wait_metrics("the failed request counted as an error", |t| {
+        metric_sum(
+            t,
+            "http_server_requests_total",
+            &[("error_type", "response_body_error")],
+        ) == 1.0
+    });
+    assert_eq!(common::get(host.addr, "/hello", &[]).status, 200);
+}
+
 #[test]
 fn a_stalled_stdout_reader_costs_log_lines_not_requests_or_probes() {
     // The tap never returns, so after the first line nobody reads the host's stdout: the

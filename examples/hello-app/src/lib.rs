@@ -18,6 +18,7 @@
 //! | `/echo-body` | 200, the request body streamed back (with the request's `content-type`) |
 //! | `/app-metric` | prints one `edge_obs.app_metric.v1` counter line to stdout, then 200 `counted\n`: [`APP_METRIC_LINE`], with the `trace_id` and `span_id` of the request's `traceparent` added when it is well-formed and sampled ([`app_metric_line`]) |
 //! | `/fail-body` | 200 `text/plain` without `content-length`: `partial body\n`, then the body ends with an error (the client's transfer is cut) |
+//! | `/fail-body-sized` | the same with `content-length: 100`: a body of known size that fails |
 //! | `/trailers` | 200 `text/plain` without `content-length`, `Trailer: x-app-checksum`: `body with trailers\n`, then the trailer field [`TRAILER_NAME`]`: `[`TRAILER_VALUE`] |
 //! | `/fetch?url=...` | sends `GET url` through `wasi:http/client`, then 200 `{"status": N}`, or 502 `{"error": "..."}` when the host refused or failed it |
 //! | `/print?line=...&via=wasip3` | prints the percent-decoded `line` and a `\n` to stdout in one write (through `wasi:cli/stdout@0.2` by default, `@0.3.0` with `via=wasip3`), then 200 `printed\n` |
@@ -144,6 +145,8 @@ pub enum Route {
     AppMetric,
     /// `/fail-body`
     FailBody,
+    /// `/fail-body-sized`
+    FailBodySized,
     /// `/trailers`
     Trailers,
     /// `/fetch?url=...`: the percent-decoded URL to send a GET to.
@@ -176,6 +179,7 @@ impl Route {
             "/app-metric" => Route::AppMetric,
             "/print" => Route::print(query.unwrap_or("")),
             "/fail-body" => Route::FailBody,
+            "/fail-body-sized" => Route::FailBodySized,
             "/trailers" => Route::Trailers,
             "/fetch" => Route::Fetch(
                 query_pairs(query.unwrap_or(""))
@@ -364,7 +368,8 @@ pub mod component {
                 )
             }
             Route::Fetch(url) => fetch(&url).await,
-            Route::FailBody => fail_body(),
+            Route::FailBody => fail_body(None),
+            Route::FailBodySized => fail_body(Some(100)),
             Route::Trailers => trailers(),
             Route::Echo => echo(&req),
             Route::BadRequest(message) => bad_request(message),
@@ -372,14 +377,17 @@ pub mod component {
     }
 
     /// `/fail-body`: a first chunk, then the body fails, as an app whose data source breaks
-    /// mid-response does.
-    fn fail_body() -> HandlerResult {
+    /// mid-response does; with `content_length`, after declaring that size.
+    fn fail_body(content_length: Option<u64>) -> HandlerResult {
         let frames = stream::iter([
             Ok(Frame::data(Bytes::from_static(b"partial body\n"))),
             Err("the app's body failed mid-stream"),
         ]);
-        let mut headers = HeaderMap::with_capacity(1);
+        let mut headers = HeaderMap::with_capacity(2);
         headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        if let Some(n) = content_length {
+            headers.insert("content-length", HeaderValue::from(n));
+        }
         (StatusCode::OK, headers, StreamBody::new(frames)).into_response()
     }
 
@@ -624,6 +632,7 @@ mod tests {
         assert_eq!(Route::parse("/forge-metric", None), Route::ForgeMetric);
         assert_eq!(Route::parse("/app-metric", None), Route::AppMetric);
         assert_eq!(Route::parse("/fail-body", None), Route::FailBody);
+        assert_eq!(Route::parse("/fail-body-sized", None), Route::FailBodySized);
         assert_eq!(Route::parse("/trailers", None), Route::Trailers);
         assert_eq!(
             Route::parse("/print", Some("line=a%22b&via=wasip3")),
