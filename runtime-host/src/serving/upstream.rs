@@ -247,7 +247,7 @@ impl Upstream {
                     %method,
                     %path,
                     origin = %self.origin(),
-                    error = %error_chain(&error),
+                    error = %telemetry::error_text::chain(&error),
                     "upstream request failed"
                 );
                 Err(code)
@@ -287,17 +287,6 @@ fn classify(error: &hyper_util::client::legacy::Error) -> (UpstreamErrorKind, Ht
         UpstreamErrorKind::Connect,
         HttpError::DestinationUnavailable,
     )
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// Marker for the handler import's host data (the same view as `wasi:http`).

@@ -11,12 +11,13 @@
 //! - [`window`], [`recent`]: the windows, SLO figures and recent requests the admin page shows;
 //! - [`slo`]: the Prometheus SLO rules;
 //! - [`pipeline`]: the one value serve mode and collect mode start, feed and shut down;
-//! - [`text`]: strings read from lines without copying them.
+//! - [`text`]: strings read from lines without copying them; [`error_text`]: errors as log text.
 // A native program: in a `--workspace` build for wasm32-wasip2 (the components) this crate
 // is empty, so that such a build works.
 #![cfg(not(target_family = "wasm"))]
 
 pub mod app_metrics;
+pub mod error_text;
 pub mod lines;
 pub mod metric_event;
 pub mod metrics;

@@ -89,7 +89,10 @@ impl Sender {
                 Err(Failed::Retryable(failure, retry_after))
             }
             // Connection problems and timeouts are transient: retried with the backoff.
-            Err(error) => Err(Failed::Retryable(chain(error.as_ref()), None)),
+            Err(error) => Err(Failed::Retryable(
+                crate::error_text::chain(error.as_ref()),
+                None,
+            )),
         }
     }
 }
@@ -100,18 +103,6 @@ enum Failed {
     Final(String),
     /// Worth another try, with the collector's `Retry-After` when it sent one.
     Retryable(String, Option<Vec<u8>>),
-}
-
-/// An error with its causes (hyper's own message alone says only "client error (Connect)").
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        source = e.source();
-    }
-    out
 }
 
 #[cfg(test)]
