@@ -1,7 +1,7 @@
 //! Sends export request bodies to a collector: OTLP/HTTP with protobuf, retried by the core
 //! crate's export policy ([`edge_observability::otlp::policy`]), the rules the component's own
-//! export follows: 429 and 5xx gateways retried at most twice, `Retry-After` in seconds
-//! honoured up to 30 s, else a backoff of 1 s, then 2 s.
+//! export follows: 429, 500, 502, 503, 504 and connection failures retried at most twice,
+//! `Retry-After` in seconds honoured up to 30 s, else a backoff of 1 s, then 2 s.
 //!
 //! The HTTP client is `opentelemetry-http`'s hyper client (the one `opentelemetry-otlp` uses):
 //! pooled connections, a timeout per request, response bodies bounded. Plain HTTP only, as
