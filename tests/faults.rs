@@ -651,25 +651,7 @@ fn a_body_that_fails_mid_stream_is_logged_as_an_error() {
 #[test]
 fn a_body_of_known_size_that_fails_is_logged_as_an_error() {
     let host = Host::start(&[]);
-    let id = common::unique("fail-body-sized");
-    let raw =
-        format!("GET /fail-body-sized HTTP/1.1\r\nhost: localhost\r\nx-request-id: {id}\r\n\r\n");
-    let received = send_lenient(host.addr, raw.as_bytes(), Duration::from_secs(30));
-    assert!(
-        !matches!(received, Received::Complete(_)),
-        "the transfer must be cut"
-    );
-    let line = host.log_line(&id);
-    assert_eq!(line["error.type"], "response_body_error", "{line}");
-    assert_eq!(line["level"], "error", "{line}");
-    host.wait_metrics("the failed request counted as an error", |t| {
-        metric_sum(
-            t,
-            "http_server_requests_total",
-            &[("error_type", "response_body_error")],
-        ) == 1.0
-    });
-    assert_eq!(common::get(host.addr, "/hello", &[]).status, 200);
+    common::assert_failing_body_is_logged_as_an_error(&host, "/fail-body-sized");
 }
 
 #[test]

@@ -4,11 +4,8 @@
 
 mod common;
 
-use common::{
-    Host, Received, get, metric_sum, promtool_check, request, send, send_lenient, unique,
-};
+use common::{Host, get, metric_sum, promtool_check, request, send, unique};
 use runtime_host::serving::components::LIBRARY_APP_PATH;
-use std::time::Duration;
 
 const UUID_LEN: usize = 36;
 const ORIGIN: &str = "https://app.example.com";
@@ -420,24 +417,5 @@ fn preflights_are_answered_and_app_failures_become_problems() {
 #[test]
 fn a_body_that_fails_mid_stream_is_logged_as_an_error() {
     let host = library_host(&[]);
-    let id = unique("lib-fail-body");
-    let raw = format!("GET /fail-body HTTP/1.1\r\nhost: localhost\r\nx-request-id: {id}\r\n\r\n");
-    let received = send_lenient(host.addr, raw.as_bytes(), Duration::from_secs(30));
-    assert!(
-        !matches!(received, Received::Complete(_)),
-        "the transfer must be cut"
-    );
-    let line = host.log_line(&id);
-    assert_eq!(line["error.type"], "response_body_error", "{line}");
-    assert_eq!(line["level"], "error", "{line}");
-    assert_eq!(line["http.response.status_code"], 200, "{line}");
-    host.wait_metrics("the failed request counted as an error", |t| {
-        metric_sum(
-            t,
-            "http_server_requests_total",
-            &[("error_type", "response_body_error")],
-        ) == 1.0
-    });
-    // The next request is served normally.
-    assert_eq!(get(host.addr, "/hello", &[]).status, 200);
+    common::assert_failing_body_is_logged_as_an_error(&host, "/fail-body");
 }

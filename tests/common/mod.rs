@@ -1027,3 +1027,29 @@ pub fn world_of(bytes: &[u8]) -> (BTreeSet<String>, BTreeSet<String>) {
     }
     (imports, exports)
 }
+
+/// Requests `path`, an app route whose body fails after its first chunk, and checks what a user
+/// sees: the client's transfer is cut, the access line says level `error` with `error.type`
+/// `response_body_error`, `/metrics` counts the request as that error, and the next request is
+/// served.
+pub fn assert_failing_body_is_logged_as_an_error(host: &Host, path: &str) {
+    let id = unique("failing-body");
+    let raw = format!("GET {path} HTTP/1.1\r\nhost: localhost\r\nx-request-id: {id}\r\n\r\n");
+    let received = send_lenient(host.addr, raw.as_bytes(), Duration::from_secs(30));
+    assert!(
+        !matches!(received, Received::Complete(_)),
+        "the transfer must be cut"
+    );
+    let line = host.log_line(&id);
+    assert_eq!(line["error.type"], "response_body_error", "{line}");
+    assert_eq!(line["level"], "error", "{line}");
+    assert_eq!(line["http.response.status_code"], 200, "{line}");
+    host.wait_metrics("the failed request counted as an error", |t| {
+        metric_sum(
+            t,
+            "http_server_requests_total",
+            &[("error_type", "response_body_error")],
+        ) == 1.0
+    });
+    assert_eq!(get(host.addr, "/hello", &[]).status, 200);
+}

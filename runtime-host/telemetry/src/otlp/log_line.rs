@@ -65,7 +65,9 @@ pub fn encode(line: &[u8], buf: &mut Vec<u8>, now_unix_nano: u64) -> bool {
     );
     buf.push(b' ');
     match v.status {
-        Some(status) => buf.extend_from_slice(status.to_string().as_bytes()),
+        Some(status) => {
+            buf.extend_from_slice(edge_observability::json::small_u64(status).as_bytes())
+        }
         None => buf.push(b'-'),
     }
     end(buf, s);
