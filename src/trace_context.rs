@@ -116,26 +116,44 @@ pub fn push_hex(out: &mut String, bytes: &[u8]) {
     }
 }
 
-fn lower_hex_digit(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
+/// The value of each byte as a lowercase hex digit; `INVALID` for every other byte.
+const UNHEX: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let mut i = 0;
+    while i < 16 {
+        table[HEX[i] as usize] = i as u8;
+        i += 1;
     }
-}
+    table
+};
+/// Set in [`UNHEX`] for a byte that is not a lowercase hex digit (never set in a digit's value).
+const INVALID: u8 = 0x80;
 
-/// Decodes lowercase hex (uppercase is invalid per spec) into `out`.
-fn parse_hex(s: &[u8], out: &mut [u8]) -> bool {
+/// Decodes lowercase hex into `out` (uppercase is invalid in trace context); false when `s`
+/// is not exactly `2 * out.len()` lowercase hex digits.
+///
+/// One table lookup per digit, and the validity of all of them checked once at the end: ids
+/// are decoded on every request, by the component and again by the host.
+///
+/// ```
+/// # use edge_observability_core::trace_context::parse_lower_hex;
+/// let mut id = [0u8; 2];
+/// assert!(parse_lower_hex(b"0aff", &mut id));
+/// assert_eq!(id, [0x0a, 0xff]);
+/// assert!(!parse_lower_hex(b"0AFF", &mut id));
+/// assert!(!parse_lower_hex(b"0af", &mut id));
+/// ```
+pub fn parse_lower_hex(s: &[u8], out: &mut [u8]) -> bool {
     if s.len() != out.len() * 2 {
         return false;
     }
+    let mut seen = 0u8;
     for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        match (lower_hex_digit(pair[0]), lower_hex_digit(pair[1])) {
-            (Some(h), Some(l)) => *o = h << 4 | l,
-            _ => return false,
-        }
+        let (high, low) = (UNHEX[usize::from(pair[0])], UNHEX[usize::from(pair[1])]);
+        seen |= high | low;
+        *o = high << 4 | low;
     }
-    true
+    seen & INVALID == 0
 }
 
 /// Parses one `traceparent` value.
@@ -149,7 +167,7 @@ pub fn parse_traceparent(value: &[u8]) -> Result<TraceParent, TraceParentError> 
         return Err(TraceParentError::Length);
     }
     let mut version = [0u8; 1];
-    if !parse_hex(&v[0..2], &mut version) {
+    if !parse_lower_hex(&v[0..2], &mut version) {
         return Err(TraceParentError::Version);
     }
     if version[0] == 0xFF {
@@ -165,21 +183,21 @@ pub fn parse_traceparent(value: &[u8]) -> Result<TraceParent, TraceParentError> 
         return Err(TraceParentError::Separator);
     }
     let mut trace_id = [0u8; 16];
-    if !parse_hex(&v[3..35], &mut trace_id) {
+    if !parse_lower_hex(&v[3..35], &mut trace_id) {
         return Err(TraceParentError::TraceId);
     }
     if trace_id == [0; 16] {
         return Err(TraceParentError::ZeroTraceId);
     }
     let mut parent_id = [0u8; 8];
-    if !parse_hex(&v[36..52], &mut parent_id) {
+    if !parse_lower_hex(&v[36..52], &mut parent_id) {
         return Err(TraceParentError::ParentId);
     }
     if parent_id == [0; 8] {
         return Err(TraceParentError::ZeroParentId);
     }
     let mut flags = [0u8; 1];
-    if !parse_hex(&v[53..55], &mut flags) {
+    if !parse_lower_hex(&v[53..55], &mut flags) {
         return Err(TraceParentError::Flags);
     }
     Ok(TraceParent {

@@ -27,45 +27,43 @@ const STATUS_CODE_ERROR: u64 = 2;
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
 
+/// The head of a `KeyValue` as repeated field `field`: its tag and length, the key, and the
+/// tag and length of the `AnyValue` whose `value_len` bytes of content the caller writes next.
+///
+/// Every size is known up front, so nothing is written twice: attributes are most of what an
+/// exported span or log record is made of.
+#[inline]
+fn kv_head(buf: &mut Vec<u8>, field: u32, key: &str, value_len: usize) {
+    let len = proto::len_field_size(key.len()) + proto::len_field_size(value_len);
+    proto::len_prefix(buf, field, len);
+    proto::bytes(buf, 1, key.as_bytes());
+    proto::len_prefix(buf, 2, value_len);
+}
+
 /// A `KeyValue` with a string value, as repeated field `field`.
 #[inline(never)]
 pub fn kv_str(buf: &mut Vec<u8>, field: u32, key: &str, value: &str) {
-    let kv = begin(buf, field);
-    proto::bytes(buf, 1, key.as_bytes());
-    let v = begin(buf, 2);
+    kv_head(buf, field, key, proto::len_field_size(value.len()));
     proto::bytes(buf, 1, value.as_bytes());
-    end(buf, v);
-    end(buf, kv);
 }
 
 /// A `KeyValue` with an integer value.
 pub fn kv_int(buf: &mut Vec<u8>, field: u32, key: &str, value: i64) {
-    let kv = begin(buf, field);
-    proto::bytes(buf, 1, key.as_bytes());
-    let v = begin(buf, 2);
+    // `int64` is a varint of the two's complement: a negative value takes 10 bytes.
+    kv_head(buf, field, key, 1 + proto::varint_len(value as u64));
     proto::uint(buf, 3, value as u64);
-    end(buf, v);
-    end(buf, kv);
 }
 
 /// A `KeyValue` with a double value.
 pub fn kv_double(buf: &mut Vec<u8>, field: u32, key: &str, value: f64) {
-    let kv = begin(buf, field);
-    proto::bytes(buf, 1, key.as_bytes());
-    let v = begin(buf, 2);
+    kv_head(buf, field, key, 1 + 8);
     proto::double(buf, 4, value);
-    end(buf, v);
-    end(buf, kv);
 }
 
 /// A `KeyValue` with a boolean value.
 pub fn kv_bool(buf: &mut Vec<u8>, field: u32, key: &str, value: bool) {
-    let kv = begin(buf, field);
-    proto::bytes(buf, 1, key.as_bytes());
-    let v = begin(buf, 2);
+    kv_head(buf, field, key, 1 + 1);
     proto::uint(buf, 2, u64::from(value));
-    end(buf, v);
-    end(buf, kv);
 }
 
 /// The `Resource` (as field 1 of a `Resource*` message): `service.name`, the per-instance
@@ -118,18 +116,22 @@ impl Sink for Attributes<'_> {
         // The line's limits (characters, invalid UTF-8 as U+FFFD); no escaping in protobuf.
         // Written in place: no string of its own.
         let buf = &mut *self.buf;
+        let text = std::str::from_utf8(value);
+        // The common case, copied as it is: valid UTF-8 and within the limit (a value of no
+        // more bytes than `max_chars` has no more characters either).
+        if let Ok(text) = text
+            && text.len() <= max_chars
+        {
+            kv_str(buf, self.field, key, text);
+            return;
+        }
         let kv = begin(buf, self.field);
         proto::bytes(buf, 1, key.as_bytes());
         let v = begin(buf, 2);
         let s = begin(buf, 1);
-        match std::str::from_utf8(value) {
-            // The common case, copied as it is: valid UTF-8 and within the limit (a value of
-            // no more bytes than `max_chars` has no more characters either).
+        match text {
             Ok(text) => {
-                let cut = match text.len() <= max_chars {
-                    true => None,
-                    false => text.char_indices().nth(max_chars).map(|(at, _)| at),
-                };
+                let cut = text.char_indices().nth(max_chars).map(|(at, _)| at);
                 buf.extend_from_slice(&text.as_bytes()[..cut.unwrap_or(text.len())]);
                 if cut.is_some() {
                     buf.extend_from_slice(TRUNCATION_MARKER.as_bytes());

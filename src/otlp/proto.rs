@@ -36,6 +36,33 @@ fn tag(buf: &mut Vec<u8>, field: u32, wire: u32) {
     }
 }
 
+/// The number of bytes of `v` as a varint.
+#[inline]
+pub fn varint_len(v: u64) -> usize {
+    // 1 byte per 7 significant bits, at least 1.
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// The encoded size of a field numbered below 16 (one tag byte) whose content (a string, bytes
+/// or a message) is `len` bytes long, including its tag and length.
+#[inline]
+pub fn len_field_size(len: usize) -> usize {
+    1 + varint_len(len as u64) + len
+}
+
+/// The tag and length of a length-delimited field (a string, bytes or a message) whose `len`
+/// bytes of content the caller writes next: the alternative to [`begin`] and [`end`] when the
+/// length is known up front.
+#[inline]
+pub fn len_prefix(buf: &mut Vec<u8>, field: u32, len: usize) {
+    tag(buf, field, LEN);
+    if len < 0x80 {
+        buf.push(len as u8);
+    } else {
+        varint(buf, len as u64);
+    }
+}
+
 /// A varint field (`uint64`, `int64`, `uint32`, enums, `bool`).
 pub fn uint(buf: &mut Vec<u8>, field: u32, v: u64) {
     tag(buf, field, VARINT);
@@ -61,8 +88,7 @@ pub fn fixed32(buf: &mut Vec<u8>, field: u32, v: u32) {
 
 /// A `bytes` or `string` field.
 pub fn bytes(buf: &mut Vec<u8>, field: u32, v: &[u8]) {
-    tag(buf, field, LEN);
-    varint(buf, v.len() as u64);
+    len_prefix(buf, field, v.len());
     buf.extend_from_slice(v);
 }
 
@@ -97,6 +123,34 @@ pub fn end(buf: &mut Vec<u8>, start: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_computed_up_front_are_the_sizes_written() {
+        for v in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut b = Vec::new();
+            varint(&mut b, v);
+            assert_eq!(varint_len(v), b.len(), "{v}");
+        }
+        for len in [0, 1, 127, 128, 300, 20_000] {
+            let mut b = Vec::new();
+            bytes(&mut b, 15, &vec![1; len]);
+            assert_eq!(len_field_size(len), b.len(), "{len}");
+            let mut m = Vec::new();
+            let start = begin(&mut m, 15);
+            m.extend_from_slice(&vec![1; len]);
+            end(&mut m, start);
+            assert_eq!(m, b, "{len}");
+        }
+    }
 
     #[test]
     fn wire_format_examples_from_the_protobuf_docs() {

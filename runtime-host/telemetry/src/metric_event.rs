@@ -8,6 +8,7 @@
 
 use crate::text::Text;
 use edge_observability::metrics::{self, MAX_ERROR_TYPE_LEN, MAX_ROUTE_LEN, keys};
+use edge_observability::trace_context;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use std::borrow::Cow;
@@ -68,8 +69,10 @@ impl TraceRef {
     pub fn parse(trace_id: &str, span_id: &str) -> Option<TraceRef> {
         fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
             let bytes: [u8; N] = s.as_bytes().try_into().ok()?;
-            let valid = bytes.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-                && bytes.iter().any(|b| *b != b'0');
+            // Checked by decoding (the ids are at most 16 bytes); the text is what is kept.
+            let mut decoded = [0u8; 16];
+            let valid = trace_context::parse_lower_hex(&bytes, decoded.get_mut(..N / 2)?)
+                && decoded.iter().any(|b| *b != 0);
             valid.then_some(bytes)
         }
         Some(TraceRef {

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 
 use edge_observability::otlp::proto::{self, begin, end};
 use edge_observability::span::{KIND_SERVER, SCHEMA, STATUS_ERROR};
+use edge_observability::trace_context;
 use serde::Deserialize;
 
 use super::attributes::{SpanAttributes, cut};
@@ -117,20 +118,8 @@ pub fn encode(line: &[u8], buf: &mut Vec<u8>) -> Result<(), String> {
 
 /// `N` bytes from `2N` lowercase hex digits, not all zero.
 pub fn hex_id<const N: usize>(s: &str) -> Option<[u8; N]> {
-    let s = s.as_bytes();
-    if s.len() != 2 * N {
-        return None;
-    }
     let mut out = [0u8; N];
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let digit = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        };
-        *o = digit(pair[0])? << 4 | digit(pair[1])?;
-    }
-    (out != [0; N]).then_some(out)
+    (trace_context::parse_lower_hex(s.as_bytes(), &mut out) && out != [0; N]).then_some(out)
 }
 
 #[cfg(test)]
