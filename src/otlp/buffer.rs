@@ -9,14 +9,12 @@
 use std::time::{Duration, Instant};
 
 use super::encode::{self, kv_int, kv_str};
+use super::http_metrics::{self, ServerHistograms, Temporality, metric_head};
 use super::proto::{self, begin, end};
 use super::{OtlpConfig, Signal};
 use crate::access_log::Record;
 use crate::json;
-use crate::metrics::{
-    BODY_SIZE_BUCKETS_BYTES, DURATION_BUCKETS, MAX_ERROR_TYPE_LEN, MetricEvent, keys,
-    normalize_scheme, standard_method,
-};
+use crate::metrics::{MAX_ERROR_TYPE_LEN, MetricEvent, keys, normalize_scheme, standard_method};
 use crate::span::SpanEvent;
 
 /// Most metric attribute sets (method, route, status, scheme, error) per export window; a
@@ -24,7 +22,7 @@ use crate::span::SpanEvent;
 pub const MAX_SERIES: usize = 256;
 
 /// `AggregationTemporality` `AGGREGATION_TEMPORALITY_DELTA`.
-const DELTA: u64 = 1;
+const DELTA: u64 = Temporality::Delta.value();
 
 /// Queue of encoded items of one signal: the bytes, and where each item ends.
 #[derive(Default)]
@@ -51,40 +49,6 @@ impl Queue {
     }
 }
 
-/// One explicit-bucket histogram (OpenTelemetry bounds: a bucket holds values up to and
-/// including its bound).
-#[derive(Clone)]
-struct Histogram {
-    counts: Vec<u64>,
-    count: u64,
-    sum: f64,
-    min: f64,
-    max: f64,
-}
-
-impl Histogram {
-    // Out of line, as `record`: one copy for the three histograms of a series.
-    #[inline(never)]
-    fn new(bounds: &[f64]) -> Self {
-        Histogram {
-            counts: vec![0; bounds.len() + 1],
-            count: 0,
-            sum: 0.0,
-            min: f64::INFINITY,
-            max: f64::NEG_INFINITY,
-        }
-    }
-
-    #[inline(never)]
-    fn record(&mut self, bounds: &[f64], v: f64) {
-        self.counts[bounds.partition_point(|b| *b < v)] += 1;
-        self.count += 1;
-        self.sum += v;
-        self.min = self.min.min(v);
-        self.max = self.max.max(v);
-    }
-}
-
 /// The metric attributes of one request and its three histograms.
 struct Series {
     method: &'static str,
@@ -92,9 +56,7 @@ struct Series {
     status: Option<u16>,
     scheme: &'static str,
     error_type: Option<String>,
-    duration: Histogram,
-    request_size: Histogram,
-    response_size: Histogram,
+    histograms: ServerHistograms,
 }
 
 impl Series {
@@ -105,7 +67,9 @@ impl Series {
             && self.scheme == ev.scheme
             && self.error_type.as_deref() == ev.error_type.map(error_type)
     }
+}
 
+impl http_metrics::Series for Series {
     fn attributes(&self, buf: &mut Vec<u8>, field: u32) {
         kv_str(buf, field, keys::METHOD, self.method);
         if let Some(r) = &self.route {
@@ -118,6 +82,10 @@ impl Series {
         if let Some(e) = &self.error_type {
             kv_str(buf, field, keys::ERROR_TYPE, e);
         }
+    }
+
+    fn histograms(&self) -> &ServerHistograms {
+        &self.histograms
     }
 }
 
@@ -306,22 +274,16 @@ impl Buffer {
                     status: ev.status,
                     scheme: ev.scheme,
                     error_type: ev.error_type.map(|e| error_type(e).to_owned()),
-                    duration: Histogram::new(&DURATION_BUCKETS),
-                    request_size: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
-                    response_size: Histogram::new(&BODY_SIZE_BUCKETS_BYTES),
+                    histograms: ServerHistograms::default(),
                 });
                 self.series.len() - 1
             }
         };
-        let s = &mut self.series[i];
-        s.duration
-            .record(&DURATION_BUCKETS, ev.duration.as_secs_f64());
-        if let Some(n) = ev.request_body_bytes {
-            s.request_size.record(&BODY_SIZE_BUCKETS_BYTES, n as f64);
-        }
-        if let Some(n) = ev.response_body_bytes {
-            s.response_size.record(&BODY_SIZE_BUCKETS_BYTES, n as f64);
-        }
+        self.series[i].histograms.record(
+            ev.duration.as_secs_f64(),
+            ev.request_body_bytes,
+            ev.response_body_bytes,
+        );
         self.oldest.get_or_insert(now);
     }
 
@@ -406,62 +368,8 @@ impl Buffer {
         let start = self.window_start;
         let mut buf = Vec::new();
         let series = std::mem::take(&mut self.series);
-        type Pick = fn(&Series) -> &Histogram;
-        let histograms: [(&str, &str, &str, &[f64], Pick); 3] = [
-            (
-                "http.server.request.duration",
-                "s",
-                "Duration of HTTP server requests.",
-                &DURATION_BUCKETS,
-                |s| &s.duration,
-            ),
-            (
-                "http.server.request.body.size",
-                "By",
-                "Size of HTTP server request bodies.",
-                &BODY_SIZE_BUCKETS_BYTES,
-                |s| &s.request_size,
-            ),
-            (
-                "http.server.response.body.size",
-                "By",
-                "Size of HTTP server response bodies.",
-                &BODY_SIZE_BUCKETS_BYTES,
-                |s| &s.response_size,
-            ),
-        ];
-        for (name, unit, description, bounds, pick) in histograms {
-            if !series.iter().any(|s| pick(s).count > 0) {
-                continue;
-            }
-            let m = metric_head(&mut buf, name, unit, description);
-            let h = begin(&mut buf, 9);
-            for s in series.iter().filter(|s| pick(s).count > 0) {
-                let hist = pick(s);
-                let p = begin(&mut buf, 1);
-                s.attributes(&mut buf, 9);
-                proto::fixed64(&mut buf, 2, start);
-                proto::fixed64(&mut buf, 3, now);
-                proto::fixed64(&mut buf, 4, hist.count);
-                proto::double(&mut buf, 5, hist.sum);
-                let packed = begin(&mut buf, 6);
-                for c in &hist.counts {
-                    buf.extend_from_slice(&c.to_le_bytes());
-                }
-                end(&mut buf, packed);
-                let packed = begin(&mut buf, 7);
-                for b in bounds {
-                    buf.extend_from_slice(&b.to_le_bytes());
-                }
-                end(&mut buf, packed);
-                proto::double(&mut buf, 11, hist.min);
-                proto::double(&mut buf, 12, hist.max);
-                end(&mut buf, p);
-            }
-            proto::uint(&mut buf, 2, DELTA);
-            end(&mut buf, h);
-            end(&mut buf, m);
-        }
+        let window = http_metrics::Window { start, now };
+        http_metrics::encode(&mut buf, &series, window, Temporality::Delta);
         let active = std::mem::take(&mut self.active);
         if !active.is_empty() {
             let m = metric_head(
@@ -524,15 +432,6 @@ impl Buffer {
         }
         buf
     }
-}
-
-/// Starts a `Metric` (field 2 of `ScopeMetrics`) with its name, description and unit.
-fn metric_head(buf: &mut Vec<u8>, name: &str, unit: &str, description: &str) -> usize {
-    let m = begin(buf, 2);
-    proto::bytes(buf, 1, name.as_bytes());
-    proto::bytes(buf, 2, description.as_bytes());
-    proto::bytes(buf, 3, unit.as_bytes());
-    m
 }
 
 /// Starts a `NumberDataPoint` of a `Sum` with an integer value; attributes follow.

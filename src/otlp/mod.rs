@@ -15,6 +15,7 @@
 
 pub mod buffer;
 pub mod encode;
+pub mod http_metrics;
 pub mod policy;
 pub mod proto;
 

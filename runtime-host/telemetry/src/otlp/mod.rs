@@ -6,11 +6,13 @@
 //! request path a span or access line is only copied into a bounded queue (a non-blocking
 //! push); the export task reads each line and writes it as protobuf straight away, with the
 //! core crate's encoder (the component's own export uses it too), and sends the batch
-//! ([`sender`]). Metrics go through the OpenTelemetry SDK, which aggregates them.
+//! ([`sender`]). Metric events are aggregated as they come ([`metrics`], the core crate's
+//! histograms) and exported periodically by a task of their own.
 //!
-//! Spans and log records used to go through the SDK too: building its `SpanData` and log
-//! records from the line and encoding those cost about as much as reading the line
-//! (bench/README.md has the figures of both).
+//! All three signals used to go through the OpenTelemetry SDK: building its `SpanData` and log
+//! records from the line and encoding those cost about as much as reading the line, and its
+//! metric recording about ten times what the aggregation here costs (bench/README.md has the
+//! figures).
 
 pub mod attributes;
 pub mod counters;
@@ -126,18 +128,20 @@ impl Otlp {
         }
         let resource = resource.build();
         let encoded = encode_resource(&resource);
+        let sender = |signal: Signal, url: &str| {
+            Sender::new(
+                url,
+                settings.headers[signal.index()].clone(),
+                settings.request_timeouts[signal.index()],
+            )
+        };
         let lines = |signal: Signal, batching| -> anyhow::Result<_> {
             let Some(url) = settings.endpoint(signal) else {
                 return Ok(None);
             };
-            let sender = Sender::new(
-                url,
-                settings.headers[signal.index()].clone(),
-                settings.request_timeouts[signal.index()],
-            )?;
             let export = Lines {
                 signal,
-                sender,
+                sender: sender(signal, url)?,
                 resource: encoded.clone(),
                 counters: counters.clone(),
             };
@@ -153,12 +157,12 @@ impl Otlp {
         let metrics = match settings.endpoint(Signal::Metrics) {
             None => None,
             Some(url) => Some(metrics::OtlpMetrics::start(
-                url,
-                resource.clone(),
+                sender(Signal::Metrics, url)?,
+                encoded.clone(),
                 settings.metric_interval,
                 settings.metric_timeout,
                 counters.clone(),
-            )?),
+            )),
         };
         for s in Signal::ALL {
             if let Some(url) = settings.endpoint(s) {

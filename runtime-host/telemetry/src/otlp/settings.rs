@@ -3,10 +3,10 @@
 //! Pure: the environment is passed in as a lookup function, so the rules are unit-tested.
 //! Export of a signal is on when an endpoint applies to it (`OTEL_EXPORTER_OTLP_ENDPOINT` or
 //! the signal's own variable, or the `--otlp-endpoint` flag), `OTEL_<SIGNAL>_EXPORTER` is not
-//! `none` and `OTEL_SDK_DISABLED` is not `true`. Headers and timeout of spans and log records
+//! `none` and `OTEL_SDK_DISABLED` is not `true`. Headers and timeout of each signal
 //! (`OTEL_EXPORTER_OTLP[_<SIGNAL>]_HEADERS`, `..._TIMEOUT`) are read here, since our own sender
-//! sends them; for metrics `opentelemetry-otlp` reads the same variables itself. The resource
-//! (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) is read by `opentelemetry_sdk`.
+//! sends all three. The resource (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) is read by
+//! `opentelemetry_sdk`.
 
 use std::time::Duration;
 
@@ -187,7 +187,6 @@ impl OtlpSettings {
             });
             if let Some((name, v)) = compression
                 && !v.eq_ignore_ascii_case("none")
-                && signal != Signal::Metrics
             {
                 issues.push(format!(
                     "{name}={v:?}: runtime-host sends {} uncompressed",
@@ -437,8 +436,8 @@ mod tests {
             Duration::from_secs(10)
         );
         let issues = s.issues.join("\n");
-        // The bad entry, content-type, the timeout, and compression for spans and logs.
-        assert_eq!(s.issues.len(), 5, "{issues}");
+        // The bad entry, content-type, the timeout, and compression for each signal.
+        assert_eq!(s.issues.len(), 6, "{issues}");
         assert!(issues.contains("entry 3 ignored"), "{issues}");
         assert!(
             !issues.contains("s3cret") && !issues.contains("t0ken") && !issues.contains("other")
