@@ -93,6 +93,14 @@ impl TraceRef {
     }
 }
 
+/// At most this many distinct label sets are admitted to the request families of `/metrics`
+/// ([`crate::metrics`]) before routes and error types are collapsed to `_OTHER`, and kept as
+/// OTLP series ([`crate::otlp::metrics`]). 2000 is far above what a real app with route
+/// templates produces (routes × methods × a few status codes). Each label set costs about
+/// 7.5 KB of scrape (three histograms and a counter), so with the overflow sets a scrape stays
+/// under about 20 MB whatever the traffic (measured by `tests/hostile_input.rs`).
+pub const MAX_REQUEST_LABEL_SETS: usize = 2000;
+
 /// One validated, normalised metric event.
 ///
 /// Its label-valued fields hold only values that are safe to use as Prometheus label values:

@@ -186,12 +186,7 @@ fn body_size_buckets() -> impl Iterator<Item = f64> {
     exponential_buckets(64.0, 4.0, 11)
 }
 
-/// At most this many distinct label sets are admitted to the request families before routes and
-/// error types are collapsed to `_OTHER`. 2000 is far above what a real app with route templates
-/// produces (routes × methods × a few status codes). Each label set costs about 7.5 KB of scrape
-/// (three histograms and a counter), so with the overflow sets a scrape stays under about 20 MB
-/// whatever the traffic (measured by `tests/hostile_input.rs`).
-pub const MAX_REQUEST_LABEL_SETS: usize = 2000;
+pub use crate::metric_event::MAX_REQUEST_LABEL_SETS;
 
 /// Beyond [`MAX_REQUEST_LABEL_SETS`], at most this many more label sets (with route `_OTHER`) are
 /// admitted; after that everything new goes to one catch-all label set.

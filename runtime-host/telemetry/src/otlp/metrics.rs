@@ -36,8 +36,8 @@ use crate::metric_event::MetricEvent;
 use edge_observability::metrics::keys;
 
 /// Most attribute sets kept (the same bound as the request families of `/metrics`,
-/// [`crate::metrics::MAX_REQUEST_LABEL_SETS`]); beyond it requests go to the overflow series.
-pub const MAX_SERIES: usize = crate::metrics::MAX_REQUEST_LABEL_SETS;
+/// [`crate::metric_event::MAX_REQUEST_LABEL_SETS`]); beyond it requests go to the overflow series.
+pub const MAX_SERIES: usize = crate::metric_event::MAX_REQUEST_LABEL_SETS;
 
 /// The attribute key of the overflow series (the OpenTelemetry SDKs' convention).
 const OVERFLOW_KEY: &str = "otel.metric.overflow";
@@ -279,12 +279,16 @@ impl OtlpMetrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
-        let Some(task) = task else {
+        let Some(mut task) = task else {
             return;
         };
         self.shared.stop.notify_one();
-        // An export in flight finishes first (it is bounded by the export timeout).
-        let stopped = tokio::time::timeout_at(deadline, task).await.is_ok();
+        // An export in flight finishes first (it is bounded by the export timeout), unless the
+        // deadline comes first.
+        let stopped = tokio::time::timeout_at(deadline, &mut task).await.is_ok();
+        if !stopped {
+            task.abort();
+        }
         if !stopped
             || tokio::time::timeout_at(deadline, self.shared.export())
                 .await
@@ -451,5 +455,93 @@ mod tests {
             .find(|p| attr(&p.attributes, "http.route") == Some(&Value::StringValue("/r0".into())))
             .unwrap();
         assert_eq!(r0.count, 2);
+    }
+
+    /// A collector on loopback that answers 200 and keeps each request's body.
+    async fn collector() -> (String, Arc<Mutex<Vec<Vec<u8>>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1/metrics", listener.local_addr().unwrap());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let kept = bodies.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut request = Vec::new();
+                let mut chunk = [0; 65536];
+                // The head, then as much body as it announces.
+                let body = loop {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    assert!(n > 0, "the request ended early");
+                    request.extend_from_slice(&chunk[..n]);
+                    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        continue;
+                    };
+                    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .map_or(0, |v| v.trim().parse().unwrap());
+                    if request.len() >= end + 4 + len {
+                        break request[end + 4..end + 4 + len].to_vec();
+                    }
+                };
+                kept.lock().unwrap().push(body);
+                let ok = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+                s.write_all(ok.as_bytes()).await.unwrap();
+                s.shutdown().await.ok();
+            }
+        });
+        (url, bodies)
+    }
+
+    fn started(url: &str, interval: Duration) -> OtlpMetrics {
+        let sender = Sender::new(url, Default::default(), Duration::from_secs(5)).unwrap();
+        OtlpMetrics::start(
+            sender,
+            Vec::new(),
+            interval,
+            Duration::from_secs(5),
+            OtlpCounters::default(),
+        )
+    }
+
+    fn count(body: &[u8]) -> u64 {
+        let r = ExportMetricsServiceRequest::decode(body).unwrap();
+        points(&r, "http.server.request.duration")
+            .1
+            .iter()
+            .map(|p| p.count)
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn the_task_exports_every_interval_and_once_more_on_shutdown() {
+        let (url, bodies) = collector().await;
+        let m = started(&url, Duration::from_millis(50));
+        m.observe(&event("/", 200, 0.01, 1));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while bodies.lock().unwrap().is_empty() {
+            assert!(Instant::now() < deadline, "no periodic export");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        m.observe(&event("/", 200, 0.01, 1));
+        m.shutdown(Instant::now() + Duration::from_secs(10)).await;
+        let bodies = bodies.lock().unwrap();
+        assert_eq!(count(&bodies[0]), 1);
+        // The last export, sent on shutdown, counts both requests.
+        assert_eq!(count(bodies.last().unwrap()), 2);
+        assert_eq!(m.shared.counters.export_errors_by_signal()["metrics"], 0);
+    }
+
+    #[tokio::test]
+    async fn shutdown_flushes_what_the_interval_has_not_sent_yet() {
+        let (url, bodies) = collector().await;
+        let m = started(&url, Duration::from_secs(3600));
+        m.observe(&event("/", 500, 0.2, 10));
+        m.shutdown(Instant::now() + Duration::from_secs(10)).await;
+        let bodies = bodies.lock().unwrap();
+        assert_eq!(bodies.len(), 1);
+        assert_eq!(count(&bodies[0]), 1);
     }
 }
