@@ -11,7 +11,7 @@
 //!
 //! All three signals used to go through the OpenTelemetry SDK: building its `SpanData` and log
 //! records from the line and encoding those cost about as much as reading the line, and its
-//! metric recording about ten times what the aggregation here costs (bench/README.md has the
+//! metric recording about seven times what the aggregation here costs (bench/README.md has the
 //! figures).
 
 pub mod attributes;
