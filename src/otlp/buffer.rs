@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::encode::{self, kv_int, kv_str};
+use super::encode::{self, kv_str};
 use super::http_metrics::{self, ServerHistograms, Temporality, metric_head};
 use super::proto::{self, begin, end};
 use super::{OtlpConfig, Signal};
@@ -71,17 +71,14 @@ impl Series {
 
 impl http_metrics::Series for Series {
     fn attributes(&self, buf: &mut Vec<u8>, field: u32) {
-        kv_str(buf, field, keys::METHOD, self.method);
-        if let Some(r) = &self.route {
-            kv_str(buf, field, keys::ROUTE, r);
-        }
-        if let Some(s) = self.status {
-            kv_int(buf, field, keys::STATUS_CODE, i64::from(s));
-        }
-        kv_str(buf, field, keys::SCHEME, self.scheme);
-        if let Some(e) = &self.error_type {
-            kv_str(buf, field, keys::ERROR_TYPE, e);
-        }
+        let attributes = http_metrics::Attributes {
+            method: self.method,
+            route: self.route.as_deref(),
+            status: self.status,
+            scheme: Some(self.scheme),
+            error_type: self.error_type.as_deref(),
+        };
+        attributes.encode(buf, field);
     }
 
     fn histograms(&self) -> &ServerHistograms {

@@ -7,8 +7,9 @@
 //! runtime-host's (cumulative, from the metric event lines), so the two send the same names,
 //! units, descriptions and bucket bounds.
 
+use super::encode::{kv_int, kv_str};
 use super::proto::{self, begin, end};
-use crate::metrics::{BODY_SIZE_BUCKETS_BYTES, DURATION_BUCKETS};
+use crate::metrics::{BODY_SIZE_BUCKETS_BYTES, DURATION_BUCKETS, keys};
 
 /// `AggregationTemporality` of the data points.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,11 +62,6 @@ impl Histogram {
         self.min = self.min.min(v);
         self.max = self.max.max(v);
     }
-
-    /// Values recorded.
-    pub fn count(&self) -> u64 {
-        self.count
-    }
 }
 
 /// The three histograms of one attribute set.
@@ -103,10 +99,40 @@ impl ServerHistograms {
                 .record(&BODY_SIZE_BUCKETS_BYTES, n as f64);
         }
     }
+}
 
-    /// `http.server.request.duration`.
-    pub fn duration(&self) -> &Histogram {
-        &self.duration
+/// The attributes of a series: those of `/metrics` and of the metric event line, each left
+/// out when the request had none.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub struct Attributes<'a> {
+    /// `http.request.method`.
+    pub method: &'a str,
+    /// `http.route`.
+    pub route: Option<&'a str>,
+    /// `http.response.status_code`.
+    pub status: Option<u16>,
+    /// `url.scheme`.
+    pub scheme: Option<&'a str>,
+    /// `error.type`.
+    pub error_type: Option<&'a str>,
+}
+
+impl Attributes<'_> {
+    /// Writes them as repeated `KeyValue` field `field`.
+    pub fn encode(&self, buf: &mut Vec<u8>, field: u32) {
+        kv_str(buf, field, keys::METHOD, self.method);
+        if let Some(route) = self.route {
+            kv_str(buf, field, keys::ROUTE, route);
+        }
+        if let Some(s) = self.status {
+            kv_int(buf, field, keys::STATUS_CODE, i64::from(s));
+        }
+        if let Some(s) = self.scheme {
+            kv_str(buf, field, keys::SCHEME, s);
+        }
+        if let Some(e) = self.error_type {
+            kv_str(buf, field, keys::ERROR_TYPE, e);
+        }
     }
 }
 

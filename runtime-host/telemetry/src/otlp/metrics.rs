@@ -20,8 +20,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use edge_observability::otlp::encode::{self, kv_bool, kv_int, kv_str};
-use edge_observability::otlp::http_metrics::{self, ServerHistograms, Temporality, Window};
+use edge_observability::otlp::encode::{self, kv_bool};
+use edge_observability::otlp::http_metrics::{
+    self, Attributes, ServerHistograms, Temporality, Window,
+};
 use hashbrown::hash_map::EntryRef;
 use hashbrown::{Equivalent, HashMap};
 use tokio::sync::Notify;
@@ -33,7 +35,6 @@ use super::sender::Sender;
 use super::settings::Signal;
 use super::unix_nanos;
 use crate::metric_event::MetricEvent;
-use edge_observability::metrics::keys;
 
 /// Most attribute sets kept (the same bound as the request families of `/metrics`,
 /// [`crate::metric_event::MAX_REQUEST_LABEL_SETS`]); beyond it requests go to the overflow series.
@@ -43,40 +44,13 @@ pub const MAX_SERIES: usize = crate::metric_event::MAX_REQUEST_LABEL_SETS;
 const OVERFLOW_KEY: &str = "otel.metric.overflow";
 
 /// The attributes of a request, borrowed from its metric event (labels already normalised).
-#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
-struct Attributes<'a> {
-    method: &'static str,
-    route: Option<&'a str>,
-    status: Option<u16>,
-    scheme: Option<&'static str>,
-    error_type: Option<&'a str>,
-}
-
-impl<'a> Attributes<'a> {
-    fn of(ev: &'a MetricEvent) -> Self {
-        Attributes {
-            method: ev.method(),
-            route: ev.route(),
-            status: ev.status_code(),
-            scheme: ev.scheme(),
-            error_type: ev.error_type(),
-        }
-    }
-
-    fn encode(&self, buf: &mut Vec<u8>, field: u32) {
-        kv_str(buf, field, keys::METHOD, self.method);
-        if let Some(route) = self.route {
-            kv_str(buf, field, keys::ROUTE, route);
-        }
-        if let Some(s) = self.status {
-            kv_int(buf, field, keys::STATUS_CODE, i64::from(s));
-        }
-        if let Some(s) = self.scheme {
-            kv_str(buf, field, keys::SCHEME, s);
-        }
-        if let Some(e) = self.error_type {
-            kv_str(buf, field, keys::ERROR_TYPE, e);
-        }
+fn attributes(ev: &MetricEvent) -> Attributes<'_> {
+    Attributes {
+        method: ev.method(),
+        route: ev.route(),
+        status: ev.status_code(),
+        scheme: ev.scheme(),
+        error_type: ev.error_type(),
     }
 }
 
@@ -84,20 +58,20 @@ impl<'a> Attributes<'a> {
 /// lookup needs no allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Key {
-    method: &'static str,
+    method: Box<str>,
     route: Option<Box<str>>,
     status: Option<u16>,
-    scheme: Option<&'static str>,
+    scheme: Option<Box<str>>,
     error_type: Option<Box<str>>,
 }
 
 impl From<&Attributes<'_>> for Key {
     fn from(a: &Attributes<'_>) -> Self {
         Key {
-            method: a.method,
+            method: a.method.into(),
             route: a.route.map(Into::into),
             status: a.status,
-            scheme: a.scheme,
+            scheme: a.scheme.map(Into::into),
             error_type: a.error_type.map(Into::into),
         }
     }
@@ -106,10 +80,10 @@ impl From<&Attributes<'_>> for Key {
 impl Key {
     fn borrowed(&self) -> Attributes<'_> {
         Attributes {
-            method: self.method,
+            method: &self.method,
             route: self.route.as_deref(),
             status: self.status,
-            scheme: self.scheme,
+            scheme: self.scheme.as_deref(),
             error_type: self.error_type.as_deref(),
         }
     }
@@ -131,7 +105,8 @@ impl Equivalent<Key> for Attributes<'_> {
 #[derive(Default)]
 struct Aggregate {
     series: HashMap<Key, ServerHistograms>,
-    overflow: ServerHistograms,
+    /// The requests of attribute sets beyond [`MAX_SERIES`], once there are any.
+    overflow: Option<ServerHistograms>,
 }
 
 /// One series of an export: an attribute set (or the overflow) and its histograms.
@@ -174,9 +149,9 @@ impl Shared {
                 .aggregate
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let overflow = (aggregate.overflow.duration().count() > 0).then(|| Point {
+            let overflow = aggregate.overflow.clone().map(|histograms| Point {
                 key: None,
-                histograms: aggregate.overflow.clone(),
+                histograms,
             });
             aggregate
                 .series
@@ -252,7 +227,7 @@ impl OtlpMetrics {
 
     /// Records one request (a metric event, its labels already normalised).
     pub fn observe(&self, ev: &MetricEvent) {
-        let attributes = Attributes::of(ev);
+        let attributes = attributes(ev);
         let mut aggregate = self
             .shared
             .aggregate
@@ -262,7 +237,7 @@ impl OtlpMetrics {
         let full = aggregate.series.len() >= MAX_SERIES;
         let histograms = match aggregate.series.entry_ref(&attributes) {
             EntryRef::Occupied(series) => series.into_mut(),
-            EntryRef::Vacant(_) if full => &mut aggregate.overflow,
+            EntryRef::Vacant(_) if full => aggregate.overflow.get_or_insert_default(),
             EntryRef::Vacant(series) => series.insert(ServerHistograms::default()),
         };
         histograms.record(
