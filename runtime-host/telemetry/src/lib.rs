@@ -23,6 +23,7 @@ pub mod metric_event;
 pub mod metrics;
 pub mod otlp;
 pub mod pipeline;
+pub mod plain_json;
 pub mod recent;
 pub mod slo;
 pub mod text;

@@ -6,6 +6,7 @@
 //! the guest writes, the label values that reach Prometheus come from a small, bounded set (or
 //! are short, printable route templates, which `metrics` caps again by count).
 
+use crate::plain_json::{NotPlain, Plain, Reader, Readers};
 use crate::text::Text;
 use edge_observability::metrics::{self, MAX_ERROR_TYPE_LEN, MAX_ROUTE_LEN, keys};
 use edge_observability::trace_context;
@@ -262,6 +263,104 @@ struct RawEvent<'a> {
     fields: EventFields<'a>,
 }
 
+impl<'a> RawEvent<'a> {
+    /// What is read after the last member: the method and the trace.
+    fn complete(
+        mut self,
+        method: Option<Cow<'a, str>>,
+        trace_id: Option<Text<'a>>,
+        span_id: Option<Text<'a>>,
+    ) -> Self {
+        // The schema says the method is always there; without it the request is still
+        // counted, as `_OTHER`.
+        self.fields.method = method.unwrap_or_default();
+        // Invalid ids are dropped, not fatal: the request happened all the same.
+        self.fields.trace = trace_id
+            .zip(span_id)
+            .and_then(|(t, s)| TraceRef::parse(&t, &s));
+        self
+    }
+
+    /// The line read by [`plain_json`](crate::plain_json), when it is in the subset that
+    /// reader knows; members are taken as the serde visitor below takes them.
+    fn read_plain(text: &'a str) -> Result<Self, NotPlain> {
+        let mut raw = RawEvent {
+            schema_ok: false,
+            duration_s: None,
+            fields: EventFields::default(),
+        };
+        let mut method = None;
+        let (mut trace_id, mut span_id) = (None, None);
+        let mut r = Reader::new(text)?;
+        r.object(|key, r| {
+            match key {
+                keys::SCHEMA => raw.schema_ok = plain_str(r)? == SCHEMA,
+                keys::DURATION_S => {
+                    raw.duration_s = Some(match r.value()? {
+                        Plain::Float(f) => f,
+                        // As serde reads an integer into an `f64`.
+                        Plain::Uint(n) => n as f64,
+                        _ => return Err(NotPlain),
+                    })
+                }
+                keys::REQUEST_BODY_BYTES => raw.fields.request_body_bytes = plain_uint(r)?,
+                keys::RESPONSE_BODY_BYTES => raw.fields.response_body_bytes = plain_uint(r)?,
+                keys::TRACE_ID => trace_id = Some(Text(Cow::Borrowed(plain_str(r)?))),
+                keys::SPAN_ID => span_id = Some(Text(Cow::Borrowed(plain_str(r)?))),
+                keys::ATTRIBUTES => {
+                    if r.value()? != Plain::Object {
+                        return Err(NotPlain);
+                    }
+                    let a = RawAttributes::read_plain(r)?;
+                    method = a.method.map(|t| t.0);
+                    raw.fields.route = a.route.map(|t| t.0);
+                    raw.fields.status_code = a.status_code;
+                    raw.fields.scheme = a.scheme.map(|t| t.0);
+                    raw.fields.error_type = a.error_type.map(|t| t.0);
+                }
+                _ => plain_ignore(r)?,
+            }
+            Ok(())
+        })?;
+        r.finish()?;
+        Ok(raw.complete(method, trace_id, span_id))
+    }
+}
+
+/// A string member's value.
+fn plain_str<'a>(r: &mut Reader<'a>) -> Result<&'a str, NotPlain> {
+    match r.value()? {
+        Plain::Str(s) => Ok(s),
+        _ => Err(NotPlain),
+    }
+}
+
+/// An optional string member's value (`null` is none).
+fn plain_opt_str<'a>(r: &mut Reader<'a>) -> Result<Option<Text<'a>>, NotPlain> {
+    match r.value()? {
+        Plain::Str(s) => Ok(Some(Text(Cow::Borrowed(s)))),
+        Plain::Null => Ok(None),
+        _ => Err(NotPlain),
+    }
+}
+
+/// An optional integer member's value (`null` is none).
+fn plain_uint(r: &mut Reader<'_>) -> Result<Option<u64>, NotPlain> {
+    match r.value()? {
+        Plain::Uint(n) => Ok(Some(n)),
+        Plain::Null => Ok(None),
+        _ => Err(NotPlain),
+    }
+}
+
+/// An unknown member's value: read and dropped (an object is left to serde_json).
+fn plain_ignore(r: &mut Reader<'_>) -> Result<(), NotPlain> {
+    match r.value()? {
+        Plain::Object => Err(NotPlain),
+        _ => Ok(()),
+    }
+}
+
 impl<'de> Deserialize<'de> for RawEvent<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -306,14 +405,7 @@ impl<'de> Deserialize<'de> for RawEvent<'de> {
                         }
                     }
                 }
-                // The schema says the method is always there; without it the request is still
-                // counted, as `_OTHER`.
-                raw.fields.method = method.unwrap_or_default();
-                // Invalid ids are dropped, not fatal: the request happened all the same.
-                raw.fields.trace = trace_id
-                    .zip(span_id)
-                    .and_then(|(t, s)| TraceRef::parse(&t, &s));
-                Ok(raw)
+                Ok(raw.complete(method, trace_id, span_id))
             }
         }
         d.deserialize_map(V)
@@ -328,6 +420,26 @@ struct RawAttributes<'a> {
     status_code: Option<u64>,
     scheme: Option<Text<'a>>,
     error_type: Option<Text<'a>>,
+}
+
+impl<'a> RawAttributes<'a> {
+    /// The object at `r`'s position, read by [`plain_json`](crate::plain_json) as the serde
+    /// visitor below reads it.
+    fn read_plain(r: &mut Reader<'a>) -> Result<Self, NotPlain> {
+        let mut a = RawAttributes::default();
+        r.object(|key, r| {
+            match key {
+                keys::METHOD => a.method = plain_opt_str(r)?,
+                keys::ROUTE => a.route = plain_opt_str(r)?,
+                keys::STATUS_CODE => a.status_code = plain_uint(r)?,
+                keys::SCHEME => a.scheme = plain_opt_str(r)?,
+                keys::ERROR_TYPE => a.error_type = plain_opt_str(r)?,
+                _ => plain_ignore(r)?,
+            }
+            Ok(())
+        })?;
+        Ok(a)
+    }
 }
 
 impl<'de> Deserialize<'de> for RawAttributes<'de> {
@@ -368,6 +480,11 @@ impl<'de> Deserialize<'de> for RawAttributes<'de> {
 /// not JSON of the right shape, or has a missing, negative or non-finite duration. Bad label
 /// values do not reject the event; [`MetricEvent::new`] normalises them.
 pub fn parse(line: &[u8]) -> Result<MetricEvent, MetricEventError> {
+    parse_with(line, Readers::PlainFirst)
+}
+
+/// [`parse`], reading the line with `readers`.
+pub(crate) fn parse_with(line: &[u8], readers: Readers) -> Result<MetricEvent, MetricEventError> {
     if line.len() > MAX_LINE_BYTES {
         return Err(MetricEventError::TooLong(line.len()));
     }
@@ -376,7 +493,15 @@ pub fn parse(line: &[u8]) -> Result<MetricEvent, MetricEventError> {
     }
     // One check of the whole line is cheaper than serde_json's check of every string in it.
     let line = std::str::from_utf8(line).map_err(|_| MetricEventError::NotUtf8)?;
-    let raw: RawEvent = serde_json::from_str(line)?;
+    // The plain reader first; serde_json for what it does not know (and for the error).
+    let plain = match readers {
+        Readers::PlainFirst => RawEvent::read_plain(line).ok(),
+        Readers::SerdeOnly => None,
+    };
+    let raw = match plain {
+        Some(raw) => raw,
+        None => serde_json::from_str::<RawEvent>(line)?,
+    };
     // The prefix check alone would accept a duplicated "schema" key naming something else.
     if !raw.schema_ok {
         return Err(MetricEventError::WrongSchema);

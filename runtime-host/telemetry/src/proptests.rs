@@ -1,5 +1,6 @@
 //! Property tests of everything that reads guest output: the line splitter, the line
-//! classifier and the parsers of metric event, app metric, span and access lines. Guests are
+//! classifier and the parsers of metric event, app metric, span and access lines (and the
+//! plain reader against serde_json). Guests are
 //! untrusted (an app prints what it likes, a Spin log file holds anything), so on any bytes
 //! none of them may panic, and what they accept stays within the contracts: one line per line,
 //! bounded labels, a scrape Prometheus can read. They run with the test suite; the cargo-fuzz
@@ -84,6 +85,159 @@ fn labels_are_well_formed(sample: &str) -> bool {
             Some(',') => {}
             Some(_) => return false,
         }
+    }
+}
+
+/// A JSON value as text, mostly in the subset the plain reader knows, often just outside it
+/// (escapes, control characters, signs, exponents, long numbers, arrays) or not JSON at all.
+fn json_value() -> impl Strategy<Value = String> {
+    let scalar = prop_oneof![
+        "[a-zA-Z0-9 /._:{}-]{0,16}".prop_map(|s| format!("\"{s}\"")),
+        any::<String>().prop_map(|s| serde_json::to_string(&s).unwrap()),
+        "[\\x00-\\x7f]{0,6}".prop_map(|s| format!("\"{s}\"")),
+        "-?(0|[1-9][0-9]{0,20})(\\.[0-9]{0,17})?([eE][+-]?[0-9]{1,3})?",
+        any::<u64>().prop_map(|n| n.to_string()),
+        any::<f64>().prop_map(|f| serde_json::to_string(&f).unwrap()),
+        (0u64..10_000, 0u32..1_000_000).prop_map(|(i, f)| format!("{i}.{f}")),
+        prop::sample::select(vec![
+            "true",
+            "false",
+            "null",
+            "tru",
+            "\"http.request\"",
+            "\"config.invalid\"",
+            "\"edge_obs.span.v1\"",
+            "\"edge_obs.metric.v1\"",
+            "\"server\"",
+            "\"error\"",
+            "\"warn\"",
+            "\"4bf92f3577b34da6a3ce929d0e0e4736\"",
+            "\"00f067aa0ba902b7\"",
+            "\"2026-11-23T11:47:43.405Z\"",
+            "1795000000000000000",
+            "1795000000001000000",
+            "[1,2]",
+            "{}",
+            "{\"k\":[{}]}",
+        ])
+        .prop_map(str::to_owned),
+    ];
+    scalar.prop_recursive(1, 16, 6, |inner| {
+        prop::collection::vec((json_key(), inner), 0..6).prop_map(|members| {
+            let members: Vec<String> = members.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+            format!("{{{}}}", members.join(","))
+        })
+    })
+}
+
+/// A member name: the lines' own fields (so members are taken in, and some given twice), and
+/// others, some with escapes.
+fn json_key() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(vec![
+            "event",
+            "timestamp",
+            "level",
+            "trace_id",
+            "span_id",
+            "parent_span_id",
+            "http.request.method",
+            "url.path",
+            "http.response.status_code",
+            "error.type",
+            "schema",
+            "duration_s",
+            "request_body_bytes",
+            "response_body_bytes",
+            "http.route",
+            "url.scheme",
+            "name",
+            "kind",
+            "start_time_unix_nano",
+            "end_time_unix_nano",
+            "status",
+            "attributes",
+        ])
+        .prop_map(|k| format!("\"{k}\"")),
+        "[a-z._]{1,8}".prop_map(|k| format!("\"{k}\"")),
+        any::<String>().prop_map(|k| serde_json::to_string(&k).unwrap()),
+    ]
+}
+
+/// Members of an object, as text (`"name":value`), joined the way the middleware writes
+/// them or with whitespace.
+fn json_members(most: usize) -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec((json_key(), json_value()), 0..most),
+        prop::sample::select(vec![",", ",", ",", ", ", " ,"]),
+        prop::sample::select(vec![":", ":", ":", ": "]),
+    )
+        .prop_map(|(members, comma, colon)| {
+            let members: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("{k}{colon}{v}"))
+                .collect();
+            members.join(comma)
+        })
+}
+
+/// Near-valid access and span lines: a seed's members with others before and after them, a
+/// span's attributes replaced, and sometimes something around the object.
+fn json_line() -> impl Strategy<Value = String> {
+    (
+        json_members(2),
+        json_members(2),
+        json_members(12),
+        prop::sample::select(vec!["", "", "", " ", "\n", "x"]),
+        prop::sample::select(vec![0, 2, 3]),
+    )
+        .prop_map(|(before, after, attributes, around, seed)| {
+            let mut members = SEEDS[seed][1..SEEDS[seed].len() - 1].to_owned();
+            if seed != 3 {
+                let at = members.find(",\"attributes\"").unwrap();
+                members.truncate(at);
+                members.push_str(&format!(",\"attributes\":{{{attributes}}}"));
+            }
+            let sep = |s: &str| if s.is_empty() { "" } else { "," };
+            format!(
+                "{{{before}{}{members}{}{after}}}{around}",
+                sep(&before),
+                sep(&after)
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2048, ..ProptestConfig::default() })]
+
+    /// The plain reader is only a faster way to the same result: on any line, the metric
+    /// event parser reads the same event, and the access and span encoders write the same
+    /// bytes, with it as with serde_json alone (or refuse the line with the same error).
+    #[test]
+    fn the_plain_reader_reads_what_serde_json_reads(
+        line in prop_oneof![
+            3 => json_line(),
+            1 => json_members(14).prop_map(|m| format!("{{{m}}}")),
+            1 => any_line().prop_map(|l| String::from_utf8_lossy(&l).into_owned()),
+        ]
+    ) {
+        use crate::plain_json::Readers;
+        let line = line.as_bytes();
+        let (mut plain, mut serde) = (Vec::new(), Vec::new());
+        prop_assert_eq!(
+            log_line::encode_with(line, &mut plain, 1, Readers::PlainFirst),
+            log_line::encode_with(line, &mut serde, 1, Readers::SerdeOnly)
+        );
+        prop_assert_eq!(&plain, &serde);
+        plain.clear();
+        serde.clear();
+        let event = |readers| metric_event::parse_with(line, readers).map_err(|e| e.to_string());
+        prop_assert_eq!(event(Readers::PlainFirst), event(Readers::SerdeOnly));
+        prop_assert_eq!(
+            span_line::encode_with(line, &mut plain, Readers::PlainFirst),
+            span_line::encode_with(line, &mut serde, Readers::SerdeOnly)
+        );
+        prop_assert_eq!(&plain, &serde);
     }
 }
 

@@ -8,6 +8,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::plain_json::{NotPlain, Plain, Reader};
 use crate::text::Text;
 use edge_observability::otlp::encode::{kv_bool, kv_double, kv_int, kv_str};
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -39,13 +40,26 @@ pub enum Scalar<'a> {
     Skipped,
 }
 
-impl Scalar<'_> {
+impl<'a> Scalar<'a> {
     /// The string, when it is one.
     pub fn as_str(&self) -> Option<&str> {
         match self {
             Scalar::Str(s) => Some(s),
             _ => None,
         }
+    }
+
+    /// The value [`plain_json`](crate::plain_json) read, as serde_json would have read it;
+    /// `None` for an object (which the plain reader leaves to serde_json).
+    pub fn from_plain(value: Plain<'a>) -> Option<Self> {
+        Some(match value {
+            Plain::Str(s) => Scalar::Str(Cow::Borrowed(s)),
+            Plain::Uint(n) => uint(n),
+            Plain::Float(f) => Scalar::Float(f),
+            Plain::Bool(b) => Scalar::Bool(b),
+            Plain::Null => Scalar::Skipped,
+            Plain::Object => return None,
+        })
     }
 
     /// The number, when it is a non-negative integer.
@@ -107,6 +121,11 @@ impl<'de> Deserialize<'de> for Scalar<'de> {
     }
 }
 
+/// An integer: an attribute's value is an `i64`, so larger ones are kept as a double.
+fn uint<'a>(v: u64) -> Scalar<'a> {
+    i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int)
+}
+
 struct ScalarVisitor;
 
 impl<'de> Visitor<'de> for ScalarVisitor {
@@ -128,7 +147,7 @@ impl<'de> Visitor<'de> for ScalarVisitor {
         Ok(Scalar::Int(v))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(i64::try_from(v).map_or(Scalar::Float(v as f64), Scalar::Int))
+        Ok(uint(v))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
         Ok(Scalar::Float(v))
@@ -172,6 +191,36 @@ pub struct SpanAttributes<'a> {
     pub error_type: Option<Cow<'a, str>>,
 }
 
+impl<'a> SpanAttributes<'a> {
+    /// Takes in one member of the object (whichever reader read it).
+    pub fn member(&mut self, name: Cow<'a, str>, value: Scalar<'a>) {
+        if name == edge_observability::access_log::fields::ERROR_TYPE
+            && let Scalar::Str(e) = &value
+        {
+            self.error_type = Some(match e {
+                Cow::Borrowed(b) => Cow::Borrowed(cut(b, MAX_ERROR_TYPE_LEN)),
+                Cow::Owned(o) => Cow::Owned(cut(o, MAX_ERROR_TYPE_LEN).to_owned()),
+            });
+        }
+        self.list.push(name, value);
+    }
+
+    /// The object at `r`'s position, read by [`plain_json`](crate::plain_json) (nothing
+    /// outside its subset).
+    pub fn read_plain(r: &mut Reader<'a>) -> Result<Self, NotPlain> {
+        let mut out = SpanAttributes {
+            list: Attributes::new(),
+            error_type: None,
+        };
+        r.object(|name, r| {
+            let value = Scalar::from_plain(r.value()?).ok_or(NotPlain)?;
+            out.member(Cow::Borrowed(name), value);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for SpanAttributes<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -186,16 +235,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for SpanAttributes<'a> {
                     error_type: None,
                 };
                 for_each_member(map, |name, map| {
-                    let value = map.next_value::<Scalar<'de>>()?;
-                    if name == edge_observability::access_log::fields::ERROR_TYPE
-                        && let Scalar::Str(e) = &value
-                    {
-                        out.error_type = Some(match e {
-                            Cow::Borrowed(b) => Cow::Borrowed(cut(b, MAX_ERROR_TYPE_LEN)),
-                            Cow::Owned(o) => Cow::Owned(cut(o, MAX_ERROR_TYPE_LEN).to_owned()),
-                        });
-                    }
-                    out.list.push(name, value);
+                    out.member(name, map.next_value::<Scalar<'de>>()?);
                     Ok(())
                 })?;
                 Ok(out)

@@ -14,6 +14,7 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
 
 use super::attributes::{self, Attributes, Scalar};
 use super::span_line::hex_id;
+use crate::plain_json::{NotPlain, Reader, Readers};
 
 /// Longest line looked at (the middleware writes at most 4 KB).
 pub const MAX_LINE_BYTES: usize = 16 * 1024;
@@ -29,6 +30,16 @@ const SAMPLED: u32 = 0x01;
 /// [`MAX_LINE_BYTES`]). `now_unix_nano` is the observed time, and the time when the line has
 /// no valid timestamp.
 pub fn encode(line: &[u8], buf: &mut Vec<u8>, now_unix_nano: u64) -> bool {
+    encode_with(line, buf, now_unix_nano, Readers::PlainFirst)
+}
+
+/// [`encode`], reading the line with `readers`.
+pub(crate) fn encode_with(
+    line: &[u8],
+    buf: &mut Vec<u8>,
+    now_unix_nano: u64,
+    readers: Readers,
+) -> bool {
     if line.len() > MAX_LINE_BYTES {
         return false;
     }
@@ -36,7 +47,12 @@ pub fn encode(line: &[u8], buf: &mut Vec<u8>, now_unix_nano: u64) -> bool {
     let Ok(text) = std::str::from_utf8(line) else {
         return false;
     };
-    let Ok(v) = serde_json::from_str::<AccessLine>(text) else {
+    // The plain reader first; serde_json for what it does not know.
+    let plain = match readers {
+        Readers::PlainFirst => AccessLine::read_plain(text).ok(),
+        Readers::SerdeOnly => None,
+    };
+    let Some(v) = plain.or_else(|| serde_json::from_str::<AccessLine>(text).ok()) else {
         return false;
     };
     if v.event.as_deref() != Some(EVENT_REQUEST) {
@@ -101,6 +117,66 @@ struct AccessLine<'a> {
     attributes: Attributes<'a>,
 }
 
+/// The line's `event` is another one (`config.invalid`, ...): not a log record.
+#[derive(Debug)]
+struct NotAccess;
+
+impl fmt::Display for NotAccess {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("not an access line")
+    }
+}
+
+impl<'a> AccessLine<'a> {
+    /// Takes in one member of the line (whichever reader read it).
+    fn member(&mut self, name: Cow<'a, str>, value: Scalar<'a>) -> Result<(), NotAccess> {
+        let text = || match &value {
+            Scalar::Str(s) => Some(s.clone()),
+            _ => None,
+        };
+        match &*name {
+            fields::EVENT => {
+                // Other events are not log records: stop reading as soon as that is known.
+                if value.as_str() != Some(EVENT_REQUEST) {
+                    return Err(NotAccess);
+                }
+                self.event = text();
+            }
+            fields::TIMESTAMP => self.timestamp = text(),
+            fields::LEVEL => self.level = text(),
+            fields::TRACE_ID => self.trace_id = text(),
+            fields::SPAN_ID => self.span_id = text(),
+            other => {
+                match other {
+                    fields::METHOD => self.method = text(),
+                    fields::PATH => self.path = text(),
+                    fields::STATUS_CODE => self.status = value.as_u64(),
+                    _ => {}
+                }
+                self.attributes.push(name, value);
+            }
+        }
+        Ok(())
+    }
+
+    /// The line read by [`plain_json`](crate::plain_json), when it is in the subset that
+    /// reader knows (and an access line).
+    fn read_plain(text: &'a str) -> Result<Self, NotPlain> {
+        let mut line = AccessLine {
+            attributes: Attributes::new(),
+            ..AccessLine::default()
+        };
+        let mut r = Reader::new(text)?;
+        r.object(|name, r| {
+            let value = Scalar::from_plain(r.value()?).ok_or(NotPlain)?;
+            line.member(Cow::Borrowed(name), value)
+                .map_err(|_| NotPlain)
+        })?;
+        r.finish()?;
+        Ok(line)
+    }
+}
+
 impl<'de> Deserialize<'de> for AccessLine<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -116,34 +192,7 @@ impl<'de> Deserialize<'de> for AccessLine<'de> {
                 };
                 attributes::for_each_member(map, |name, map| {
                     let value = map.next_value::<Scalar<'de>>()?;
-                    let text = || match &value {
-                        Scalar::Str(s) => Some(s.clone()),
-                        _ => None,
-                    };
-                    match &*name {
-                        fields::EVENT => {
-                            // Other events (config.invalid, ...) are not log records: stop
-                            // reading as soon as that is known.
-                            if value.as_str() != Some(EVENT_REQUEST) {
-                                return Err(de::Error::custom("not an access line"));
-                            }
-                            line.event = text();
-                        }
-                        fields::TIMESTAMP => line.timestamp = text(),
-                        fields::LEVEL => line.level = text(),
-                        fields::TRACE_ID => line.trace_id = text(),
-                        fields::SPAN_ID => line.span_id = text(),
-                        other => {
-                            match other {
-                                fields::METHOD => line.method = text(),
-                                fields::PATH => line.path = text(),
-                                fields::STATUS_CODE => line.status = value.as_u64(),
-                                _ => {}
-                            }
-                            line.attributes.push(name, value);
-                        }
-                    }
-                    Ok(())
+                    line.member(name, value).map_err(de::Error::custom)
                 })?;
                 Ok(line)
             }

@@ -15,6 +15,7 @@ use edge_observability::trace_context;
 use serde::Deserialize;
 
 use super::attributes::{SpanAttributes, cut};
+use crate::plain_json::{NotPlain, Plain, Reader, Readers};
 
 /// Every span line starts with exactly these bytes.
 pub const SCHEMA_PREFIX: &[u8] = edge_observability::span::LINE_PREFIX.as_bytes();
@@ -64,15 +65,101 @@ struct Line<'a> {
     attributes: SpanAttributes<'a>,
 }
 
+impl<'a> Line<'a> {
+    /// The line read by [`plain_json`](crate::plain_json), when it is in the subset that
+    /// reader knows. Members are taken as serde's derive above takes them: unknown ones are
+    /// ignored; one given twice, a missing one or one of another type is left to serde_json
+    /// (which says what is wrong).
+    fn read_plain(text: &'a str) -> Result<Self, NotPlain> {
+        fn set<T>(slot: &mut Option<T>, value: T) -> Result<(), NotPlain> {
+            match slot {
+                Some(_) => Err(NotPlain),
+                None => {
+                    *slot = Some(value);
+                    Ok(())
+                }
+            }
+        }
+        fn string<'a>(r: &mut Reader<'a>) -> Result<Cow<'a, str>, NotPlain> {
+            match r.value()? {
+                Plain::Str(s) => Ok(Cow::Borrowed(s)),
+                _ => Err(NotPlain),
+            }
+        }
+        fn optional<'a>(r: &mut Reader<'a>) -> Result<Option<Cow<'a, str>>, NotPlain> {
+            match r.value()? {
+                Plain::Str(s) => Ok(Some(Cow::Borrowed(s))),
+                Plain::Null => Ok(None),
+                _ => Err(NotPlain),
+            }
+        }
+        fn time(r: &mut Reader<'_>) -> Result<u64, NotPlain> {
+            match r.value()? {
+                Plain::Uint(n) => Ok(n),
+                _ => Err(NotPlain),
+            }
+        }
+        let (mut schema, mut trace_id, mut span_id, mut parent_span_id) = (None, None, None, None);
+        let (mut name, mut kind, mut start, mut end, mut status) = (None, None, None, None, None);
+        let mut attributes = None;
+        let mut r = Reader::new(text)?;
+        r.object(|field, r| match field {
+            "schema" => set(&mut schema, string(r)?),
+            "trace_id" => set(&mut trace_id, string(r)?),
+            "span_id" => set(&mut span_id, string(r)?),
+            "parent_span_id" => set(&mut parent_span_id, optional(r)?),
+            "name" => set(&mut name, string(r)?),
+            "kind" => set(&mut kind, string(r)?),
+            "start_time_unix_nano" => set(&mut start, time(r)?),
+            "end_time_unix_nano" => set(&mut end, time(r)?),
+            "status" => set(&mut status, optional(r)?),
+            "attributes" => match r.value()? {
+                Plain::Object => set(&mut attributes, SpanAttributes::read_plain(r)?),
+                _ => Err(NotPlain),
+            },
+            _ => match r.value()? {
+                Plain::Object => Err(NotPlain),
+                _ => Ok(()),
+            },
+        })?;
+        r.finish()?;
+        Ok(Line {
+            schema: schema.ok_or(NotPlain)?,
+            trace_id: trace_id.ok_or(NotPlain)?,
+            span_id: span_id.ok_or(NotPlain)?,
+            parent_span_id: parent_span_id.flatten(),
+            name: name.ok_or(NotPlain)?,
+            kind: kind.ok_or(NotPlain)?,
+            start_time_unix_nano: start.ok_or(NotPlain)?,
+            end_time_unix_nano: end.ok_or(NotPlain)?,
+            status: status.flatten(),
+            attributes: attributes.unwrap_or_default(),
+        })
+    }
+}
+
 /// Parses one span line and appends it to `buf` as a `Span` (field 2 of `ScopeSpans`); on an
 /// error nothing is appended.
 pub fn encode(line: &[u8], buf: &mut Vec<u8>) -> Result<(), String> {
+    encode_with(line, buf, Readers::PlainFirst)
+}
+
+/// [`encode`], reading the line with `readers`.
+pub(crate) fn encode_with(line: &[u8], buf: &mut Vec<u8>, readers: Readers) -> Result<(), String> {
     if line.len() > MAX_LINE_BYTES {
         return Err(format!("line of {} bytes is too long", line.len()));
     }
     // One check of the whole line is cheaper than serde_json's check of every string in it.
     let line = std::str::from_utf8(line).map_err(|_| "line is not UTF-8")?;
-    let v: Line = serde_json::from_str(line).map_err(|e| e.to_string())?;
+    // The plain reader first; serde_json for what it does not know (and for the error).
+    let plain = match readers {
+        Readers::PlainFirst => Line::read_plain(line).ok(),
+        Readers::SerdeOnly => None,
+    };
+    let v = match plain {
+        Some(v) => v,
+        None => serde_json::from_str::<Line>(line).map_err(|e| e.to_string())?,
+    };
     if v.schema != SCHEMA {
         return Err("not an edge_obs.span.v1 line".into());
     }
