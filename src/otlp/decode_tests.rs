@@ -472,3 +472,46 @@ fn strings_round_trip_through_any_value() {
     );
     let _ = SystemTime::now();
 }
+
+/// Every `KeyValue` writer, on both sides of the one-byte lengths its short path takes, and as
+/// a field numbered above 15: what the official definitions decode is what was written.
+#[test]
+fn key_values_decode_whatever_their_lengths() {
+    use super::encode::{kv_bool, kv_double, kv_int, kv_str};
+    use opentelemetry_proto::tonic::logs::v1::LogRecord;
+    let lengths = [
+        0, 1, 59, 60, 61, 62, 63, 64, 120, 121, 122, 123, 124, 127, 128, 300,
+    ];
+    for &k in &lengths {
+        let key = "k".repeat(k);
+        for &v in &lengths {
+            let value = "é".repeat(v / 2) + &"v".repeat(v % 2);
+            let mut b = Vec::new();
+            kv_str(&mut b, 1, &key, &value);
+            kv_int(&mut b, 1, &key, v as i64 - 62);
+            kv_double(&mut b, 1, &key, v as f64 / 3.0);
+            kv_bool(&mut b, 1, &key, v % 2 == 0);
+            let got = Resource::decode(b.as_slice()).unwrap().attributes;
+            let want = [
+                s(&value),
+                Value::IntValue(v as i64 - 62),
+                Value::DoubleValue(v as f64 / 3.0),
+                Value::BoolValue(v % 2 == 0),
+            ];
+            assert_eq!(got.len(), want.len(), "key {k}, value {v}");
+            for (kv, want) in got.iter().zip(want) {
+                assert_eq!(kv.key, key);
+                assert_eq!(kv.value.as_ref().and_then(|a| a.value.clone()), Some(want));
+            }
+        }
+    }
+    // `LogRecord.attributes` is field 6; a field of 16 or more takes the long path's tag.
+    let mut b = Vec::new();
+    kv_str(&mut b, 6, "a", "b");
+    let record = LogRecord::decode(b.as_slice()).unwrap();
+    assert_eq!(record.attributes[0].key, "a");
+    b.clear();
+    kv_str(&mut b, 16, "a", "b");
+    kv_int(&mut b, 16, "a", 1);
+    assert_eq!(b[..2], [0x82, 0x01], "field 16 takes a two-byte tag");
+}

@@ -27,6 +27,12 @@ const STATUS_CODE_ERROR: u64 = 2;
 const HAS_IS_REMOTE: u32 = 0x100;
 const IS_REMOTE: u32 = 0x200;
 
+/// Tags of `KeyValue.key` (1), `KeyValue.value` (2) and `AnyValue.string_value` (1), all
+/// length-delimited.
+const KEY_TAG: u8 = 1 << 3 | 2;
+const VALUE_TAG: u8 = 2 << 3 | 2;
+const STRING_VALUE_TAG: u8 = 1 << 3 | 2;
+
 /// The head of a `KeyValue` as repeated field `field`: its tag and length, the key, and the
 /// tag and length of the `AnyValue` whose `value_len` bytes of content the caller writes next.
 ///
@@ -34,6 +40,20 @@ const IS_REMOTE: u32 = 0x200;
 /// exported span or log record is made of.
 #[inline]
 fn kv_head(buf: &mut Vec<u8>, field: u32, key: &str, value_len: usize) {
+    // The usual attribute: every length fits one byte, so the head is two runs of known bytes.
+    let short = key.len() + value_len + 4;
+    if field < 16 && short < 0x80 {
+        buf.reserve(2 + short);
+        buf.extend_from_slice(&[
+            (field << 3 | 2) as u8,
+            short as u8,
+            KEY_TAG,
+            key.len() as u8,
+        ]);
+        buf.extend_from_slice(key.as_bytes());
+        buf.extend_from_slice(&[VALUE_TAG, value_len as u8]);
+        return;
+    }
     let len = proto::len_field_size(key.len()) + proto::len_field_size(value_len);
     proto::len_prefix(buf, field, len);
     proto::bytes(buf, 1, key.as_bytes());
@@ -43,6 +63,17 @@ fn kv_head(buf: &mut Vec<u8>, field: u32, key: &str, value_len: usize) {
 /// A `KeyValue` with a string value, as repeated field `field`.
 #[inline(never)]
 pub fn kv_str(buf: &mut Vec<u8>, field: u32, key: &str, value: &str) {
+    // As in `kv_head`, with the string's own tag and length too: most attributes take this path.
+    let (k, v) = (key.len(), value.len());
+    let short = k + v + 6;
+    if field < 16 && short < 0x80 {
+        buf.reserve(2 + short);
+        buf.extend_from_slice(&[(field << 3 | 2) as u8, short as u8, KEY_TAG, k as u8]);
+        buf.extend_from_slice(key.as_bytes());
+        buf.extend_from_slice(&[VALUE_TAG, (v + 2) as u8, STRING_VALUE_TAG, v as u8]);
+        buf.extend_from_slice(value.as_bytes());
+        return;
+    }
     kv_head(buf, field, key, proto::len_field_size(value.len()));
     proto::bytes(buf, 1, value.as_bytes());
 }
