@@ -264,16 +264,19 @@ struct RawEvent<'a> {
 }
 
 impl<'a> RawEvent<'a> {
-    /// What is read after the last member: the method and the trace.
-    fn complete(
-        mut self,
-        method: Option<Cow<'a, str>>,
-        trace_id: Option<Text<'a>>,
-        span_id: Option<Text<'a>>,
-    ) -> Self {
+    /// Takes in the `attributes` object (a later one replaces an earlier one whole).
+    fn set_attributes(&mut self, a: RawAttributes<'a>) {
         // The schema says the method is always there; without it the request is still
         // counted, as `_OTHER`.
-        self.fields.method = method.unwrap_or_default();
+        self.fields.method = a.method.map(|t| t.0).unwrap_or_default();
+        self.fields.route = a.route.map(|t| t.0);
+        self.fields.status_code = a.status_code;
+        self.fields.scheme = a.scheme.map(|t| t.0);
+        self.fields.error_type = a.error_type.map(|t| t.0);
+    }
+
+    /// What is read after the last member: the trace.
+    fn complete(mut self, trace_id: Option<Text<'a>>, span_id: Option<Text<'a>>) -> Self {
         // Invalid ids are dropped, not fatal: the request happened all the same.
         self.fields.trace = trace_id
             .zip(span_id)
@@ -289,12 +292,11 @@ impl<'a> RawEvent<'a> {
             duration_s: None,
             fields: EventFields::default(),
         };
-        let mut method = None;
         let (mut trace_id, mut span_id) = (None, None);
         let mut r = Reader::new(text)?;
         r.object(|key, r| {
             match key {
-                keys::SCHEMA => raw.schema_ok = plain_str(r)? == SCHEMA,
+                keys::SCHEMA => raw.schema_ok = r.str()? == SCHEMA,
                 keys::DURATION_S => {
                     raw.duration_s = Some(match r.value()? {
                         Plain::Float(f) => f,
@@ -303,61 +305,22 @@ impl<'a> RawEvent<'a> {
                         _ => return Err(NotPlain),
                     })
                 }
-                keys::REQUEST_BODY_BYTES => raw.fields.request_body_bytes = plain_uint(r)?,
-                keys::RESPONSE_BODY_BYTES => raw.fields.response_body_bytes = plain_uint(r)?,
-                keys::TRACE_ID => trace_id = Some(Text(Cow::Borrowed(plain_str(r)?))),
-                keys::SPAN_ID => span_id = Some(Text(Cow::Borrowed(plain_str(r)?))),
+                keys::REQUEST_BODY_BYTES => raw.fields.request_body_bytes = r.optional_uint()?,
+                keys::RESPONSE_BODY_BYTES => raw.fields.response_body_bytes = r.optional_uint()?,
+                keys::TRACE_ID => trace_id = Some(Text::borrowed(r.str()?)),
+                keys::SPAN_ID => span_id = Some(Text::borrowed(r.str()?)),
                 keys::ATTRIBUTES => {
                     if r.value()? != Plain::Object {
                         return Err(NotPlain);
                     }
-                    let a = RawAttributes::read_plain(r)?;
-                    method = a.method.map(|t| t.0);
-                    raw.fields.route = a.route.map(|t| t.0);
-                    raw.fields.status_code = a.status_code;
-                    raw.fields.scheme = a.scheme.map(|t| t.0);
-                    raw.fields.error_type = a.error_type.map(|t| t.0);
+                    raw.set_attributes(RawAttributes::read_plain(r)?);
                 }
-                _ => plain_ignore(r)?,
+                _ => r.skip()?,
             }
             Ok(())
         })?;
         r.finish()?;
-        Ok(raw.complete(method, trace_id, span_id))
-    }
-}
-
-/// A string member's value.
-fn plain_str<'a>(r: &mut Reader<'a>) -> Result<&'a str, NotPlain> {
-    match r.value()? {
-        Plain::Str(s) => Ok(s),
-        _ => Err(NotPlain),
-    }
-}
-
-/// An optional string member's value (`null` is none).
-fn plain_opt_str<'a>(r: &mut Reader<'a>) -> Result<Option<Text<'a>>, NotPlain> {
-    match r.value()? {
-        Plain::Str(s) => Ok(Some(Text(Cow::Borrowed(s)))),
-        Plain::Null => Ok(None),
-        _ => Err(NotPlain),
-    }
-}
-
-/// An optional integer member's value (`null` is none).
-fn plain_uint(r: &mut Reader<'_>) -> Result<Option<u64>, NotPlain> {
-    match r.value()? {
-        Plain::Uint(n) => Ok(Some(n)),
-        Plain::Null => Ok(None),
-        _ => Err(NotPlain),
-    }
-}
-
-/// An unknown member's value: read and dropped (an object is left to serde_json).
-fn plain_ignore(r: &mut Reader<'_>) -> Result<(), NotPlain> {
-    match r.value()? {
-        Plain::Object => Err(NotPlain),
-        _ => Ok(()),
+        Ok(raw.complete(trace_id, span_id))
     }
 }
 
@@ -375,7 +338,6 @@ impl<'de> Deserialize<'de> for RawEvent<'de> {
                     duration_s: None,
                     fields: EventFields::default(),
                 };
-                let mut method = None;
                 let (mut trace_id, mut span_id) = (None, None);
                 while let Some(key) = map.next_key::<Text<'de>>()? {
                     match key.as_ref() {
@@ -393,19 +355,14 @@ impl<'de> Deserialize<'de> for RawEvent<'de> {
                         keys::TRACE_ID => trace_id = Some(map.next_value::<Text<'de>>()?),
                         keys::SPAN_ID => span_id = Some(map.next_value::<Text<'de>>()?),
                         keys::ATTRIBUTES => {
-                            let a: RawAttributes<'de> = map.next_value()?;
-                            method = a.method.map(|t| t.0);
-                            raw.fields.route = a.route.map(|t| t.0);
-                            raw.fields.status_code = a.status_code;
-                            raw.fields.scheme = a.scheme.map(|t| t.0);
-                            raw.fields.error_type = a.error_type.map(|t| t.0);
+                            raw.set_attributes(map.next_value()?);
                         }
                         _ => {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
-                Ok(raw.complete(method, trace_id, span_id))
+                Ok(raw.complete(trace_id, span_id))
             }
         }
         d.deserialize_map(V)
@@ -429,12 +386,12 @@ impl<'a> RawAttributes<'a> {
         let mut a = RawAttributes::default();
         r.object(|key, r| {
             match key {
-                keys::METHOD => a.method = plain_opt_str(r)?,
-                keys::ROUTE => a.route = plain_opt_str(r)?,
-                keys::STATUS_CODE => a.status_code = plain_uint(r)?,
-                keys::SCHEME => a.scheme = plain_opt_str(r)?,
-                keys::ERROR_TYPE => a.error_type = plain_opt_str(r)?,
-                _ => plain_ignore(r)?,
+                keys::METHOD => a.method = r.optional_str()?.map(Text::borrowed),
+                keys::ROUTE => a.route = r.optional_str()?.map(Text::borrowed),
+                keys::STATUS_CODE => a.status_code = r.optional_uint()?,
+                keys::SCHEME => a.scheme = r.optional_str()?.map(Text::borrowed),
+                keys::ERROR_TYPE => a.error_type = r.optional_str()?.map(Text::borrowed),
+                _ => r.skip()?,
             }
             Ok(())
         })?;

@@ -13,6 +13,13 @@ use serde::de::{self, Deserialize, Deserializer, Visitor};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Text<'a>(pub Cow<'a, str>);
 
+impl<'a> Text<'a> {
+    /// A string read without escapes, borrowed from the input.
+    pub fn borrowed(s: &'a str) -> Self {
+        Text(Cow::Borrowed(s))
+    }
+}
+
 impl Deref for Text<'_> {
     type Target = str;
     fn deref(&self) -> &str {

@@ -80,47 +80,25 @@ impl<'a> Line<'a> {
                 }
             }
         }
-        fn string<'a>(r: &mut Reader<'a>) -> Result<Cow<'a, str>, NotPlain> {
-            match r.value()? {
-                Plain::Str(s) => Ok(Cow::Borrowed(s)),
-                _ => Err(NotPlain),
-            }
-        }
-        fn optional<'a>(r: &mut Reader<'a>) -> Result<Option<Cow<'a, str>>, NotPlain> {
-            match r.value()? {
-                Plain::Str(s) => Ok(Some(Cow::Borrowed(s))),
-                Plain::Null => Ok(None),
-                _ => Err(NotPlain),
-            }
-        }
-        fn time(r: &mut Reader<'_>) -> Result<u64, NotPlain> {
-            match r.value()? {
-                Plain::Uint(n) => Ok(n),
-                _ => Err(NotPlain),
-            }
-        }
         let (mut schema, mut trace_id, mut span_id, mut parent_span_id) = (None, None, None, None);
         let (mut name, mut kind, mut start, mut end, mut status) = (None, None, None, None, None);
         let mut attributes = None;
         let mut r = Reader::new(text)?;
         r.object(|field, r| match field {
-            "schema" => set(&mut schema, string(r)?),
-            "trace_id" => set(&mut trace_id, string(r)?),
-            "span_id" => set(&mut span_id, string(r)?),
-            "parent_span_id" => set(&mut parent_span_id, optional(r)?),
-            "name" => set(&mut name, string(r)?),
-            "kind" => set(&mut kind, string(r)?),
-            "start_time_unix_nano" => set(&mut start, time(r)?),
-            "end_time_unix_nano" => set(&mut end, time(r)?),
-            "status" => set(&mut status, optional(r)?),
+            "schema" => set(&mut schema, Cow::Borrowed(r.str()?)),
+            "trace_id" => set(&mut trace_id, Cow::Borrowed(r.str()?)),
+            "span_id" => set(&mut span_id, Cow::Borrowed(r.str()?)),
+            "parent_span_id" => set(&mut parent_span_id, r.optional_str()?.map(Cow::Borrowed)),
+            "name" => set(&mut name, Cow::Borrowed(r.str()?)),
+            "kind" => set(&mut kind, Cow::Borrowed(r.str()?)),
+            "start_time_unix_nano" => set(&mut start, r.uint()?),
+            "end_time_unix_nano" => set(&mut end, r.uint()?),
+            "status" => set(&mut status, r.optional_str()?.map(Cow::Borrowed)),
             "attributes" => match r.value()? {
                 Plain::Object => set(&mut attributes, SpanAttributes::read_plain(r)?),
                 _ => Err(NotPlain),
             },
-            _ => match r.value()? {
-                Plain::Object => Err(NotPlain),
-                _ => Ok(()),
-            },
+            _ => r.skip(),
         })?;
         r.finish()?;
         Ok(Line {
