@@ -1,10 +1,10 @@
 //! Property tests of everything that reads guest output: the line splitter, the line
-//! classifier and the parsers of metric event, app metric, span and access lines (and the
-//! plain reader against serde_json). Guests are
-//! untrusted (an app prints what it likes, a Spin log file holds anything), so on any bytes
-//! none of them may panic, and what they accept stays within the contracts: one line per line,
-//! bounded labels, a scrape Prometheus can read. They run with the test suite; the cargo-fuzz
-//! target `host_lines` (`fuzz/`) drives the same code for longer.
+//! classifier and the parsers of metric event, app metric, span and access lines, and the
+//! plain reader against serde_json. Guests are untrusted (an app prints what it likes, a Spin
+//! log file holds anything), so on any bytes none of them may panic, and what they accept
+//! stays within the contracts: one line per line, bounded labels, a scrape Prometheus can
+//! read. They run with the test suite; the cargo-fuzz target `host_lines` (`fuzz/`) drives the
+//! same code for longer.
 
 use crate::app_metrics::AppMetrics;
 use crate::lines::{LineKind, LineSplitter, MAX_LINE};
@@ -181,8 +181,9 @@ fn json_members(most: usize) -> impl Strategy<Value = String> {
         })
 }
 
-/// Near-valid access and span lines: a seed's members with others before and after them, a
-/// span's attributes replaced, and sometimes something around the object.
+/// Near-valid metric event, span and access lines: a seed's members with others before and
+/// after them, the attributes of a metric event or span replaced, and sometimes something
+/// around the object.
 fn json_line() -> impl Strategy<Value = String> {
     (
         json_members(2),
