@@ -256,6 +256,7 @@ pub fn is_metric_line(line: &[u8]) -> bool {
 /// The wire form, read by the keys the core crate writes ([`keys`]). Unknown fields are
 /// ignored, as the schema requires, so fields can be added within v1. `time` is not read: the
 /// host records at the time it sees the line.
+#[derive(Default)]
 struct RawEvent<'a> {
     /// Whether the (last) `schema` member names this schema.
     schema_ok: bool,
@@ -287,11 +288,7 @@ impl<'a> RawEvent<'a> {
     /// The line read by [`plain_json`](crate::plain_json), when it is in the subset that
     /// reader knows; members are taken as the serde visitor below takes them.
     fn read_plain(text: &'a str) -> Result<Self, NotPlain> {
-        let mut raw = RawEvent {
-            schema_ok: false,
-            duration_s: None,
-            fields: EventFields::default(),
-        };
+        let mut raw = RawEvent::default();
         let (mut trace_id, mut span_id) = (None, None);
         let mut r = Reader::new(text)?;
         r.object(|key, r| {
@@ -333,11 +330,7 @@ impl<'de> Deserialize<'de> for RawEvent<'de> {
                 f.write_str("a metric event object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawEvent<'de>, A::Error> {
-                let mut raw = RawEvent {
-                    schema_ok: false,
-                    duration_s: None,
-                    fields: EventFields::default(),
-                };
+                let mut raw = RawEvent::default();
                 let (mut trace_id, mut span_id) = (None, None);
                 while let Some(key) = map.next_key::<Text<'de>>()? {
                     match key.as_ref() {

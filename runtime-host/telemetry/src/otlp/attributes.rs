@@ -73,8 +73,14 @@ impl<'a> Scalar<'a> {
 
 /// The scalar members of a line that become attributes, in line order, at most
 /// [`MAX_ATTRIBUTES`] (the rest are read and dropped). Names and values borrow from the line.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Attributes<'a>(Vec<(Cow<'a, str>, Scalar<'a>)>);
+
+impl Default for Attributes<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 impl<'a> Attributes<'a> {
     /// Room for the attributes the middleware writes.
@@ -208,10 +214,7 @@ impl<'a> SpanAttributes<'a> {
     /// The object at `r`'s position, read by [`plain_json`](crate::plain_json) (nothing
     /// outside its subset).
     pub fn read_plain(r: &mut Reader<'a>) -> Result<Self, NotPlain> {
-        let mut out = SpanAttributes {
-            list: Attributes::new(),
-            error_type: None,
-        };
+        let mut out = SpanAttributes::default();
         r.object(|name, r| {
             let value = Scalar::from_plain(r.value()?).ok_or(NotPlain)?;
             out.member(Cow::Borrowed(name), value);
@@ -230,10 +233,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for SpanAttributes<'a> {
                 f.write_str("an object of attributes")
             }
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
-                let mut out = SpanAttributes {
-                    list: Attributes::new(),
-                    error_type: None,
-                };
+                let mut out = SpanAttributes::default();
                 for_each_member(map, |name, map| {
                     out.member(name, map.next_value::<Scalar<'de>>()?);
                     Ok(())

@@ -162,10 +162,7 @@ impl<'a> AccessLine<'a> {
     /// The line read by [`plain_json`](crate::plain_json), when it is in the subset that
     /// reader knows (and an access line).
     fn read_plain(text: &'a str) -> Result<Self, NotPlain> {
-        let mut line = AccessLine {
-            attributes: Attributes::new(),
-            ..AccessLine::default()
-        };
+        let mut line = AccessLine::default();
         let mut r = Reader::new(text)?;
         r.object(|name, r| {
             let value = Scalar::from_plain(r.value()?).ok_or(NotPlain)?;
@@ -186,10 +183,7 @@ impl<'de> Deserialize<'de> for AccessLine<'de> {
                 f.write_str("an access-log line")
             }
             fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<Self::Value, M::Error> {
-                let mut line = AccessLine {
-                    attributes: Attributes::new(),
-                    ..AccessLine::default()
-                };
+                let mut line = AccessLine::default();
                 attributes::for_each_member(map, |name, map| {
                     let value = map.next_value::<Scalar<'de>>()?;
                     line.member(name, value).map_err(de::Error::custom)
