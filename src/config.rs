@@ -283,6 +283,18 @@ impl Config {
             && (self.log.enabled || self.metrics || self.otlp.exports(Signal::Metrics))
     }
 
+    /// Whether any output of an exchange carries its time: the log line, the span (which
+    /// needs trace context), the metric event, `Server-Timing` or the OTLP export. When none does (the request id
+    /// alone, say) an exchange reads no clock: each read is a host call.
+    pub fn times_exchanges(&self) -> bool {
+        self.enabled
+            && (self.log.enabled
+                || self.metrics
+                || (self.spans && self.trace_context)
+                || self.server_timing
+                || self.otlp.enabled())
+    }
+
     /// Parses the configuration from environment variables. Never fails; see the module docs.
     pub fn from_env<I: IntoIterator<Item = (String, String)>>(
         vars: I,

@@ -23,6 +23,7 @@ use crate::access_log::{
 use crate::config::{Config, ConfigIssue};
 use crate::cors::CorsDecision;
 use crate::json::{self, cut};
+use crate::lines::Lines;
 use crate::metrics::{self, MetricEvent};
 use crate::otlp::Signal;
 use crate::otlp::buffer::Buffer;
@@ -237,7 +238,8 @@ pub struct Completion {
 #[derive(Debug)]
 pub struct Exchange {
     config: Arc<Config>,
-    started: Instant,
+    /// `None` when no output carries time ([`Config::times_exchanges`]): no clock was read.
+    started: Option<Instant>,
     started_at: SystemTime,
     request_id: String,
     request_id_value: HeaderValue,
@@ -323,11 +325,15 @@ impl Middleware {
     /// Request arrives: validates/generates the request id, handles traceparent/tracestate,
     /// applies request header rules. Edits `headers` in place (the glue forwards them).
     pub fn start(&self, req: &RequestHead<'_>, headers: &mut HeaderMap) -> Exchange {
+        let cfg = &*self.config;
+        let timed = cfg.times_exchanges();
+        // A generated UUIDv7 carries the time too.
+        let wall = timed || cfg.request_id.format == request_id::IdFormat::UuidV7;
         self.start_with(
             req,
             headers,
-            Instant::now(),
-            SystemTime::now(),
+            timed.then(Instant::now),
+            if wall { SystemTime::now() } else { UNIX_EPOCH },
             &random_bytes(),
         )
     }
@@ -359,7 +365,13 @@ impl Middleware {
         if let Some(id) = forwarded.and_then(|f| f.request_id.clone()) {
             headers.insert(self.config.request_id.header.clone(), id);
         }
-        let mut exchange = self.start_with(req, &mut headers, started, arrived_at, &random_bytes());
+        let mut exchange = self.start_with(
+            req,
+            &mut headers,
+            Some(started),
+            arrived_at,
+            &random_bytes(),
+        );
         if let (Some(trace), Some(sent)) = (
             exchange.trace.as_mut(),
             forwarded.and_then(|f| f.traceparent.as_ref()),
@@ -382,19 +394,20 @@ impl Middleware {
         );
         Answer {
             response,
-            lines,
+            lines: lines.into_string(),
             request_id,
             trace_id,
         }
     }
 
     /// [`Middleware::start`] with explicit clock and randomness (48 bytes: 16 for a generated
-    /// id, 24 for trace and span ids, 4 for the sampling draw), for tests.
+    /// id, 24 for trace and span ids, 4 for the sampling draw), for tests. `now` is `None`
+    /// for an exchange that is not timed.
     pub(crate) fn start_with(
         &self,
         req: &RequestHead<'_>,
         headers: &mut HeaderMap,
-        now: Instant,
+        now: Option<Instant>,
         now_at: SystemTime,
         random: &[u8; 48],
     ) -> Exchange {
@@ -523,7 +536,7 @@ impl Exchange {
         self.status = Some(status);
         self.response_content_length = Some(0);
         let mut headers = HeaderMap::new();
-        self.decorate(&mut headers, self.started.elapsed());
+        self.decorate(&mut headers, self.elapsed());
         self.config.cors.preflight_headers(&self.cors, &mut headers);
         self.capture_response(&headers);
         Some(PreflightResponse { status, headers })
@@ -584,7 +597,7 @@ impl Exchange {
             body.clear();
         }
         if self.config.enabled {
-            self.decorate(&mut headers, self.started.elapsed());
+            self.decorate(&mut headers, self.elapsed());
             self.apply_cors(&mut headers);
             self.capture_response(&headers);
         }
@@ -600,21 +613,21 @@ impl Exchange {
     /// paths), the span event line (when the trace is sampled and spans are on) and the metric
     /// event line (unless metrics are disabled). Possibly empty.
     /// Each line ends with `\n`.
-    pub fn finish(self, end: Completion) -> String {
-        let elapsed = self.started.elapsed();
+    pub fn finish(self, end: Completion) -> Lines {
+        let elapsed = self.elapsed();
         self.finish_after(end, elapsed)
     }
 
     /// [`Exchange::finish`], and the span, log record and metrics of the exchange into the
     /// instance's OTLP buffer for the signals it exports. Only copies into the buffer: it
     /// is sent later, off the request path.
-    pub fn finish_with(self, end: Completion, otlp: Option<&mut Buffer>) -> String {
-        let elapsed = self.started.elapsed();
+    pub fn finish_with(self, end: Completion, otlp: Option<&mut Buffer>) -> Lines {
+        let elapsed = self.elapsed();
         self.finish_export(end, elapsed, otlp)
     }
 
     /// [`Exchange::finish`] with an explicit duration, for tests.
-    pub(crate) fn finish_after(self, end: Completion, elapsed: Duration) -> String {
+    pub(crate) fn finish_after(self, end: Completion, elapsed: Duration) -> Lines {
         self.finish_export(end, elapsed, None)
     }
 
@@ -627,15 +640,16 @@ impl Exchange {
         end: Completion,
         elapsed: Duration,
         mut otlp: Option<&mut Buffer>,
-    ) -> String {
+    ) -> Lines {
         let cfg = &*self.config;
-        let mut out = String::new();
-        if !cfg.enabled {
+        let mut out = Lines::default();
+        // An exchange that is not timed has nothing to write or export.
+        let Some(started) = self.started.filter(|_| cfg.enabled) else {
             return out;
-        }
+        };
         let wants =
             |otlp: &Option<&mut Buffer>, s: Signal| otlp.as_ref().is_some_and(|b| b.wants(s));
-        let now = self.started + elapsed;
+        let now = started + elapsed;
         // One formatted end time for both lines.
         let ended_at = timestamp::rfc3339(self.started_at + elapsed);
         let error = self.failure.or(end.error);
@@ -670,7 +684,7 @@ impl Exchange {
         let export_log = log && wants(&otlp, Signal::Logs);
         let export_metrics = wants(&otlp, Signal::Metrics);
         // One allocation for all lines (typical sizes; a longer line still grows it).
-        out.reserve(
+        out.text_mut().reserve(
             usize::from(log) * 1024
                 + usize::from(span_line) * 1024
                 + usize::from(cfg.metrics) * 320,
@@ -684,7 +698,8 @@ impl Exchange {
             r.response_body_size = response_body_size;
             r.error_type = error_type;
             if log {
-                write_record(cfg.log.format, &r, &mut out);
+                write_record(cfg.log.format, &r, out.text_mut());
+                out.end_line();
             }
             if export_log && let Some(b) = otlp.as_deref_mut() {
                 b.push_log(now, &r, span::unix_nanos(self.started_at + elapsed));
@@ -698,7 +713,8 @@ impl Exchange {
                     record: &r,
                 };
                 if span_line {
-                    span::write(&ev, &mut out);
+                    span::write(&ev, out.text_mut());
+                    out.end_line();
                 }
                 if export_span && let Some(b) = otlp.as_deref_mut() {
                     b.push_span(now, &ev);
@@ -719,7 +735,8 @@ impl Exchange {
                 trace: self.trace.as_ref().filter(|_| span_line || export_span),
             };
             if cfg.metrics {
-                metrics::write(&ev, &mut out);
+                metrics::write(&ev, out.text_mut());
+                out.end_line();
             }
             if let Some(b) = otlp.filter(|_| export_metrics) {
                 b.observe(now, &ev);
@@ -733,6 +750,17 @@ impl Exchange {
     fn writes_span(&self) -> bool {
         (self.config.spans || self.config.otlp.exports(Signal::Traces))
             && self.trace.as_ref().is_some_and(TraceIds::sampled)
+    }
+
+    /// Time since the exchange started; zero when it is not timed.
+    fn elapsed(&self) -> Duration {
+        self.started.map(|s| s.elapsed()).unwrap_or_default()
+    }
+
+    /// When the app was called, for `Server-Timing`'s `app` duration that the glue passes to
+    /// [`Exchange::on_response`]; `None` (no clock read) when that header is off.
+    pub fn app_start(&self) -> Option<Instant> {
+        (self.config.enabled && self.config.server_timing).then(Instant::now)
     }
 
     /// The request method (for the glue's `http.server.active_requests`).

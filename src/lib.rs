@@ -17,6 +17,7 @@ pub mod cors;
 pub mod exchange;
 pub mod header_rules;
 pub mod json;
+pub mod lines;
 pub mod metrics;
 pub mod otlp;
 pub mod problem;

@@ -28,7 +28,7 @@
 //! written to the host frame by frame. The access line and metric event are written to
 //! stdout when the host has sent the whole response body.
 
-use crate::wasi_glue::{error_type, reported, to_fields, write_stdout};
+use crate::wasi_glue::{error_type, reported, to_fields, write_lines, write_stdout};
 use crate::{Completion, ErrorType, Exchange, Middleware, RequestHead};
 use bytes::Buf;
 use http::{HeaderMap, StatusCode};
@@ -42,7 +42,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 /// Library mode's settings, read once per instance like the component's, without the OTLP
 /// export settings: library mode cannot export ([`Middleware::from_env_without_export`]).
@@ -133,11 +132,11 @@ where
     let counting = middleware.config().counts_body_bytes();
     let (body, request_bytes) =
         ObservedBody::counted_if(body, counting && exchange.known_request_size().is_none());
-    let app_start = Instant::now();
+    let app_start = exchange.app_start();
     let answered = handler(http::Request::from_parts(parts, body))
         .await
         .into_result();
-    let app_time = app_start.elapsed();
+    let app_time = app_start.map(|s| s.elapsed()).unwrap_or_default();
 
     let response = match answered {
         Ok(response) => response,
@@ -196,7 +195,7 @@ where
         let delivered = transmitted.await;
         let error = (sent.is_err() || delivered.is_err()).then_some(ErrorType::ResponseBodyError);
         let (request_bytes, response_bytes) = counts;
-        write_stdout(&exchange.finish(Completion {
+        write_lines(&exchange.finish(Completion {
             request_body_bytes: request_bytes.get(),
             response_body_bytes: response_bytes.get(),
             error,

@@ -219,7 +219,13 @@ fn run(m: &Middleware, inp: &Input, json_lines: bool) {
         authority: Some(&inp.query),
         path_with_query: &target,
     };
-    let mut ex = m.start_with(&head, &mut req, Instant::now(), SystemTime::now(), &[7; 48]);
+    let mut ex = m.start_with(
+        &head,
+        &mut req,
+        Some(Instant::now()),
+        SystemTime::now(),
+        &[7; 48],
+    );
 
     // Forwarded request: valid headers, exactly one valid request id, a valid traceparent.
     assert_valid_headers(&req);

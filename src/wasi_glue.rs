@@ -3,6 +3,7 @@
 //! the settings of the instance, stdout lines, header fields for the host and the mapping of
 //! `wasi:http` error codes. Each exists once so both deliveries behave alike.
 
+use crate::lines::Lines;
 use crate::{ConfigIssue, ErrorType, Middleware};
 use http::HeaderMap;
 use spin_sdk::wasip3::http::types::{ErrorCode, Fields};
@@ -30,8 +31,17 @@ pub fn reported((middleware, issues): (Middleware, Vec<ConfigIssue>)) -> Middlew
 /// then gets one JSON document per record. A line is never split, so lines of concurrent
 /// requests never interleave.
 pub fn write_stdout(lines: &str) {
+    write_pieces(crate::exchange::stdout_writes(lines));
+}
+
+/// [`write_stdout`] for an exchange's lines, which know where each line ends.
+pub fn write_lines(lines: &Lines) {
+    write_pieces(lines.writes());
+}
+
+fn write_pieces<'a>(pieces: impl Iterator<Item = &'a str>) {
     let mut out = std::io::stdout().lock();
-    for line in crate::exchange::stdout_writes(lines) {
+    for line in pieces {
         // Nothing sensible can be done when stdout is gone; the request must not fail for it.
         let _ = out.write_all(line.as_bytes());
     }

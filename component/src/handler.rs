@@ -7,7 +7,9 @@
 //! byte counting is on, in which case the stream is piped through a small fixed buffer.
 
 use crate::otlp_glue;
-use edge_observability_core::wasi_glue::{error_type, middleware, to_fields, write_stdout};
+use edge_observability_core::wasi_glue::{
+    error_type, middleware, to_fields, write_lines, write_stdout,
+};
 use edge_observability_core::{Completion, ErrorType, Exchange, PreflightResponse, RequestHead};
 use futures_channel::oneshot;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -16,7 +18,6 @@ use spin_sdk::wasip3::wit_bindgen::{self, FutureReader, StreamReader, StreamResu
 use spin_sdk::wasip3::{wit_future, wit_stream};
 use std::cell::Cell;
 use std::rc::Rc;
-use std::time::Instant;
 
 pub(crate) struct Component;
 
@@ -91,7 +92,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
         let _ = forwarded.set_authority(authority.as_deref());
         let _ = forwarded.set_path_with_query(path_with_query.as_deref());
 
-        let app_start = Instant::now();
+        let app_start = exchange.app_start();
         let app_response = match next::handle(forwarded).await {
             Ok(response) => response,
             Err(code) => {
@@ -99,7 +100,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
                 return Ok(failure_response(exchange, error, request_bytes));
             }
         };
-        let app_time = app_start.elapsed();
+        let app_time = app_start.map(|s| s.elapsed()).unwrap_or_default();
 
         let status_code = app_response.get_status_code();
         // The host only hands over valid status codes (100..=999).
@@ -145,7 +146,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
                 error = Some(ErrorType::ResponseBodyError);
             }
             let _ = delivered_tx.write(result).await;
-            write_stdout(&otlp_glue::finish(
+            write_lines(&otlp_glue::finish(
                 exchange,
                 Completion {
                     request_body_bytes: request_bytes.get(),
@@ -179,7 +180,7 @@ fn failure_response(
         wit_future::new(|| Ok(None)).1,
     );
     let _ = response.set_status_code(failure.status.as_u16());
-    write_stdout(&otlp_glue::finish(
+    write_lines(&otlp_glue::finish(
         exchange,
         Completion {
             request_body_bytes: request_bytes.get(),
@@ -199,7 +200,7 @@ fn preflight_response(exchange: Exchange, answer: PreflightResponse) -> Response
         wit_future::new(|| Ok(None)).1,
     );
     let _ = response.set_status_code(answer.status.as_u16());
-    write_stdout(&otlp_glue::finish(
+    write_lines(&otlp_glue::finish(
         exchange,
         Completion {
             request_body_bytes: None,

@@ -14,6 +14,7 @@ use std::pin::pin;
 use std::task::Poll;
 use std::time::{Duration, Instant, SystemTime};
 
+use edge_observability_core::lines::Lines;
 use edge_observability_core::otlp::buffer::{Buffer, Export};
 use edge_observability_core::otlp::policy::{self, Failure, Warnings};
 use edge_observability_core::otlp::{Endpoint, OtlpConfig};
@@ -93,7 +94,7 @@ pub(crate) fn started(method: &http::Method, scheme: Option<&str>) {
 
 /// [`Exchange::finish`], with the exchange's span, log record and metrics put into the
 /// buffer when export is on. Returns the stdout lines.
-pub(crate) fn finish(exchange: Exchange, end: Completion) -> String {
+pub(crate) fn finish(exchange: Exchange, end: Completion) -> Lines {
     let mut exchange = Some(exchange);
     let lines = with(|s| {
         exchange

@@ -41,7 +41,7 @@ fn start(m: &Middleware, method: &Method, target: &str, h: &mut HeaderMap) -> Ex
         authority: Some("example.com"),
         path_with_query: target,
     };
-    m.start_with(&head, h, Instant::now(), SystemTime::now(), &RND)
+    m.start_with(&head, h, Some(Instant::now()), SystemTime::now(), &RND)
 }
 
 /// Runs a whole exchange: request headers, app response status/headers, completion.
@@ -1065,7 +1065,13 @@ fn everything_huge_still_gives_short_lines() {
         authority: Some(&"\"".repeat(3000)),
         path_with_query: &target,
     };
-    let mut ex = m.start_with(&head, &mut fwd, Instant::now(), SystemTime::now(), &RND);
+    let mut ex = m.start_with(
+        &head,
+        &mut fwd,
+        Some(Instant::now()),
+        SystemTime::now(),
+        &RND,
+    );
     ex.on_response(StatusCode::OK, &mut headers(&resp), Duration::ZERO);
     let out = ex.finish_after(Completion::default(), Duration::ZERO);
     let v = lines(&out);
@@ -1539,13 +1545,78 @@ fn each_stdout_write_holds_exactly_one_complete_line() {
     let mut ex = start(&m, &Method::GET, "/x?q=1%0A2", &mut fwd);
     ex.on_response(StatusCode::OK, &mut HeaderMap::new(), Duration::ZERO);
     let out = ex.finish_after(Completion::default(), Duration::from_millis(1));
-    let writes: Vec<&str> = stdout_writes(&out).collect();
+    // The writes the glue makes, and the same found by searching for line ends.
+    let writes: Vec<&str> = out.writes().collect();
+    assert_eq!(writes, stdout_writes(&out).collect::<Vec<_>>());
     assert_eq!(writes.len(), 3, "{out}");
     for w in &writes {
         assert_eq!(w.matches('\n').count(), 1, "{w:?}");
         assert!(w.ends_with('\n'));
         serde_json::from_str::<Value>(w).unwrap();
     }
-    assert_eq!(writes.concat(), out);
+    assert_eq!(writes.concat(), &*out);
     assert_eq!(stdout_writes("").count(), 0);
+}
+
+/// With every output that carries time off, the exchange is not timed (no clock read) and
+/// still does its header work; any one of them turns timing back on.
+#[test]
+fn only_exchanges_whose_output_carries_time_are_timed() {
+    let untimed = [
+        ("EDGE_OBS_LOG", "off"),
+        ("EDGE_OBS_METRICS", "off"),
+        ("EDGE_OBS_SERVER_TIMING", "off"),
+    ];
+    let m = mw(&untimed);
+    assert!(!m.config().times_exchanges());
+    let head = RequestHead {
+        method: &Method::GET,
+        scheme: Some("https"),
+        authority: Some("example.com"),
+        path_with_query: "/a",
+    };
+    let mut fwd = headers(&[]);
+    let mut ex = m.start(&head, &mut fwd);
+    assert!(ex.app_start().is_none());
+    let id = ex.request_id().to_owned();
+    assert_eq!(fwd["x-request-id"], id.as_str());
+    let mut rh = headers(&[("content-type", b"text/plain")]);
+    ex.on_response(StatusCode::OK, &mut rh, Duration::ZERO);
+    assert_eq!(rh["x-request-id"], id.as_str());
+    assert!(rh.get("server-timing").is_none());
+    assert_eq!(ex.finish(Completion::default()), "");
+
+    for on in [
+        ("EDGE_OBS_LOG", "on"),
+        ("EDGE_OBS_METRICS", "on"),
+        ("EDGE_OBS_SERVER_TIMING", "on"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+    ] {
+        let vars: Vec<_> = untimed
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != on.0)
+            .chain([on])
+            .collect();
+        assert!(mw(&vars).config().times_exchanges(), "{on:?}");
+    }
+    // Spans need trace context to have a trace.
+    let spans = [("EDGE_OBS_SPANS", "on"), ("EDGE_OBS_TRACE_CONTEXT", "off")];
+    let spans_only: Vec<_> = untimed.iter().chain(&spans).copied().collect();
+    assert!(!mw(&spans_only).config().times_exchanges());
+    let spans_only: Vec<_> = untimed.iter().chain(&spans[..1]).copied().collect();
+    assert!(mw(&spans_only).config().times_exchanges());
+    let m = mw(&[("EDGE_OBS_LOG", "off"), ("EDGE_OBS_METRICS", "off")]);
+    let mut fwd = headers(&[]);
+    let mut ex = m.start(&head, &mut fwd);
+    let app_start = ex.app_start();
+    assert!(app_start.is_some());
+    let mut rh = headers(&[]);
+    ex.on_response(StatusCode::OK, &mut rh, app_start.unwrap().elapsed());
+    assert!(
+        rh["server-timing"]
+            .to_str()
+            .unwrap()
+            .starts_with("app;dur=")
+    );
 }

@@ -74,7 +74,7 @@ fn exchange(
         Some(buf),
     );
     let tp = h.get("traceparent").map(|v| v.to_str().unwrap().to_owned());
-    (tp, lines)
+    (tp, lines.into_string())
 }
 
 fn take(buf: &mut Buffer) -> Vec<Export> {
