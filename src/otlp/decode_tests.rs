@@ -515,3 +515,40 @@ fn key_values_decode_whatever_their_lengths() {
     kv_int(&mut b, 16, "a", 1);
     assert_eq!(b[..2], [0x82, 0x01], "field 16 takes a two-byte tag");
 }
+
+/// The request envelope around batches of every size: lengths of one, two and three bytes at
+/// each level decode with the official definitions, and nothing of the items is lost.
+#[test]
+fn export_requests_decode_whatever_the_size_of_their_items() {
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    let resource = super::encode::resource(&mw(&[]).config().otlp, "instance-1");
+    for (spans, name_len) in [(0, 0), (1, 10), (1, 120), (2, 100), (3, 3000), (40, 600)] {
+        let span = Span {
+            name: "n".repeat(name_len),
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            ..Span::default()
+        };
+        let mut items = Vec::new();
+        for _ in 0..spans {
+            super::proto::bytes(&mut items, 2, &span.encode_to_vec());
+        }
+        let body = super::encode::request(&resource, &items);
+        let req = ExportTraceServiceRequest::decode(body.as_slice()).unwrap();
+        assert_eq!(req.resource_spans.len(), 1);
+        let rs = &req.resource_spans[0];
+        let service = &rs.resource.as_ref().unwrap().attributes[0];
+        assert_eq!(service.key, "service.name");
+        assert_eq!(rs.scope_spans.len(), 1);
+        let scope = &rs.scope_spans[0];
+        assert_eq!(
+            scope.scope.as_ref().unwrap().name,
+            super::encode::SCOPE_NAME
+        );
+        assert_eq!(
+            scope.spans,
+            vec![span; spans],
+            "{spans} spans of {name_len}"
+        );
+    }
+}

@@ -118,17 +118,22 @@ pub fn resource(cfg: &OtlpConfig, instance_id: &str) -> Vec<u8> {
 /// (`resource`, from [`resource`]) and one scope holding `items`, the encoded repeated field 2
 /// of the scope message (spans, metrics or log records). The three requests share this shape.
 pub fn request(resource: &[u8], items: &[u8]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(resource.len() + items.len() + 48);
-    let r = begin(&mut buf, 1);
+    // Every length is known before anything is written, so the items are copied once: with
+    // placeholders, each enclosing message longer than 127 bytes moved them again.
+    let scope =
+        proto::len_field_size(SCOPE_NAME.len()) + proto::len_field_size(SCOPE_VERSION.len());
+    let scope_items = proto::len_field_size(scope) + items.len();
+    let resource_items = resource.len() + proto::len_field_size(scope_items);
+    let size = proto::len_field_size(resource_items);
+    let mut buf = Vec::with_capacity(size);
+    proto::len_prefix(&mut buf, 1, resource_items);
     buf.extend_from_slice(resource);
-    let s = begin(&mut buf, 2);
-    let scope = begin(&mut buf, 1);
+    proto::len_prefix(&mut buf, 2, scope_items);
+    proto::len_prefix(&mut buf, 1, scope);
     proto::bytes(&mut buf, 1, SCOPE_NAME.as_bytes());
     proto::bytes(&mut buf, 2, SCOPE_VERSION.as_bytes());
-    end(&mut buf, scope);
     buf.extend_from_slice(items);
-    end(&mut buf, s);
-    end(&mut buf, r);
+    debug_assert_eq!(buf.len(), size);
     buf
 }
 
