@@ -284,8 +284,8 @@ impl Config {
     }
 
     /// Whether any output of an exchange carries its time: the log line, the span (which
-    /// needs trace context), the metric event, `Server-Timing` or the OTLP export. When none does (the request id
-    /// alone, say) an exchange reads no clock: each read is a host call.
+    /// needs trace context), the metric event, `Server-Timing` or the OTLP export. When none
+    /// does (the request id alone, say) an exchange reads no clock: each read is a host call.
     pub fn times_exchanges(&self) -> bool {
         self.enabled
             && (self.log.enabled

@@ -609,9 +609,10 @@ impl Exchange {
     }
 
     /// The exchange ended (response body fully sent, or failed). Returns everything to write
-    /// to stdout, one write per line ([`stdout_writes`]): the access-log line (unless filtered by level, sampling or skip
-    /// paths), the span event line (when the trace is sampled and spans are on) and the metric
-    /// event line (unless metrics are disabled). Possibly empty.
+    /// to stdout, one write per line ([`Lines::writes`]): the access-log line (unless filtered
+    /// by level, sampling or skip paths), the span event line (when the trace is sampled and
+    /// spans are on) and the metric event line (unless metrics are disabled). Possibly empty,
+    /// and always empty for an exchange that is not timed ([`Config::times_exchanges`]).
     /// Each line ends with `\n`.
     pub fn finish(self, end: Completion) -> Lines {
         let elapsed = self.elapsed();

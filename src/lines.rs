@@ -33,14 +33,6 @@ pub struct Lines {
 }
 
 impl Lines {
-    /// No lines yet, with room for `bytes` of them.
-    pub fn with_capacity(bytes: usize) -> Self {
-        Lines {
-            text: String::with_capacity(bytes),
-            ..Lines::default()
-        }
-    }
-
     /// The text to append the next line to; [`Lines::end_line`] once it ends in `\n`.
     pub fn text_mut(&mut self) -> &mut String {
         &mut self.text
