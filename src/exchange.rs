@@ -234,12 +234,34 @@ pub struct Completion {
     pub error: Option<ErrorType>,
 }
 
+/// A start time read only when something reports the duration: each clock read is a host
+/// call in the component. One that was not started reports zero.
+#[derive(Clone, Copy, Debug)]
+pub struct Stopwatch(Option<Instant>);
+
+impl Stopwatch {
+    /// Reads the clock when `read`, else starts nothing.
+    pub fn start_if(read: bool) -> Self {
+        Stopwatch(read.then(Instant::now))
+    }
+
+    /// Time since the start; zero when not started.
+    pub fn elapsed(&self) -> Duration {
+        self.0.map(|s| s.elapsed()).unwrap_or_default()
+    }
+
+    /// The start, if the clock was read.
+    pub fn instant(&self) -> Option<Instant> {
+        self.0
+    }
+}
+
 /// One request/response exchange in flight.
 #[derive(Debug)]
 pub struct Exchange {
     config: Arc<Config>,
-    /// `None` when no output carries time ([`Config::times_exchanges`]): no clock was read.
-    started: Option<Instant>,
+    /// Not read when no output carries time ([`Config::times_exchanges`]).
+    started: Stopwatch,
     started_at: SystemTime,
     request_id: String,
     request_id_value: HeaderValue,
@@ -461,7 +483,7 @@ impl Middleware {
 
         Exchange {
             config: Arc::clone(&self.config),
-            started: now,
+            started: Stopwatch(now),
             started_at: now_at,
             request_id: resolved.id,
             request_id_value: resolved.value,
@@ -645,7 +667,7 @@ impl Exchange {
         let cfg = &*self.config;
         let mut out = Lines::default();
         // An exchange that is not timed has nothing to write or export.
-        let Some(started) = self.started.filter(|_| cfg.enabled) else {
+        let Some(started) = self.started.instant().filter(|_| cfg.enabled) else {
             return out;
         };
         let wants =
@@ -755,13 +777,13 @@ impl Exchange {
 
     /// Time since the exchange started; zero when it is not timed.
     fn elapsed(&self) -> Duration {
-        self.started.map(|s| s.elapsed()).unwrap_or_default()
+        self.started.elapsed()
     }
 
-    /// When the app was called, for `Server-Timing`'s `app` duration that the glue passes to
-    /// [`Exchange::on_response`]; `None` (no clock read) when that header is off.
-    pub fn app_start(&self) -> Option<Instant> {
-        (self.config.enabled && self.config.server_timing).then(Instant::now)
+    /// Started when the app is called, for `Server-Timing`'s `app` duration that the glue
+    /// passes to [`Exchange::on_response`]; not read (zero) when that header is off.
+    pub fn app_start(&self) -> Stopwatch {
+        Stopwatch::start_if(self.config.enabled && self.config.server_timing)
     }
 
     /// The request method (for the glue's `http.server.active_requests`).

@@ -40,5 +40,5 @@ mod proptests;
 pub use config::{BodySizeMode, Config, ConfigIssue};
 pub use exchange::{
     Answer, Completion, ErrorType, Exchange, FailureResponse, Middleware, PreflightResponse,
-    RequestHead,
+    RequestHead, Stopwatch,
 };

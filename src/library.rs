@@ -136,7 +136,7 @@ where
     let answered = handler(http::Request::from_parts(parts, body))
         .await
         .into_result();
-    let app_time = app_start.map(|s| s.elapsed()).unwrap_or_default();
+    let app_time = app_start.elapsed();
 
     let response = match answered {
         Ok(response) => response,

@@ -100,7 +100,7 @@ impl spin_sdk::wasip3::exports::http::handler::Guest for Component {
                 return Ok(failure_response(exchange, error, request_bytes));
             }
         };
-        let app_time = app_start.map(|s| s.elapsed()).unwrap_or_default();
+        let app_time = app_start.elapsed();
 
         let status_code = app_response.get_status_code();
         // The host only hands over valid status codes (100..=999).
